@@ -1,0 +1,27 @@
+# Compiler warnings and sanitizers for poolscope's own targets.
+#
+#   poolscope_target_defaults(<target>)
+
+set(_poolscope_warnings -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
+    -Woverloaded-virtual)
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  list(APPEND _poolscope_warnings -Wthread-safety)
+endif()
+if(POOLSCOPE_WERROR)
+  list(APPEND _poolscope_warnings -Werror)
+endif()
+
+if(POOLSCOPE_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(POOLSCOPE_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(NOT POOLSCOPE_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "POOLSCOPE_SANITIZE must be thread, address or empty (got '${POOLSCOPE_SANITIZE}')")
+endif()
+
+function(poolscope_target_defaults target)
+  target_compile_options(${target} PRIVATE ${_poolscope_warnings})
+endfunction()

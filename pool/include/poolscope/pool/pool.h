@@ -1,0 +1,106 @@
+// Pool: a bounded pool of SOCI sessions with overflow, lifetime management,
+// validation, call-site tracking and same-thread reuse. Link it where
+// soci::connection_pool was:
+//
+//   poolscope::Pool pool({.url = "postgresql://app@db:5432/app", .pool_size = 10});
+//   poolscope::Lease sql = pool.acquire();   // a soci::session: *sql << "...";
+//
+// Sizing is SQLAlchemy's QueuePool: pool_size connections are kept, up to
+// max_overflow more are opened under load and closed again when they come
+// back to a full pool. Waiters are served first come, first served and give
+// up after checkout_timeout with a PoolTimeout that says who holds what.
+// Lifetime and validation follow HikariCP: connections are recycled after
+// max_lifetime, closed after idle_timeout, validated on checkout unless used
+// in the last validation_interval, rolled back when they come back inside a
+// transaction, and discarded when they fail.
+//
+// Same-thread reuse: while a thread holds a lease, a nested acquire() on the
+// same pool returns a lease on the same connection instead of taking a
+// second one, the way the incident code passed `session=` down by hand. The
+// connection goes back when the last of those leases is released.
+//
+// The class is thread-safe. No concurrent call to any API of this type causes
+// a data race, except destroying the pool while another thread uses it.
+
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <vector>
+
+#include "poolscope/pool/lease.h"
+#include "poolscope/pool/observer.h"
+#include "poolscope/pool/pool_config.h"
+#include "poolscope/pool/pool_stats.h"
+#include "poolscope/pool/url.h"
+
+namespace poolscope {
+
+class Pool {
+ public:
+  // Validates config (std::invalid_argument naming the field), parses its URL
+  // (BadUrl), and opens min_idle connections (ConnectError if that fails).
+  // Other connections are opened on demand.
+  explicit Pool(PoolConfig config);
+
+  // Closes idle connections and reports leases still checked out to the
+  // observers (on_shutdown). Threads waiting in acquire() get PoolClosed.
+  // Leases still out are closed when they come back; the pool's internals
+  // live until then, so a late release is safe, but using the lease's
+  // session after the pool is gone is not recommended.
+  ~Pool();
+
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Returns a lease, waiting up to checkout_timeout. On a thread that already
+  // holds a lease from this pool, returns a lease on that same connection.
+  // Throws PoolTimeout, ConnectError (opening a new connection failed; the
+  // pool's counts are restored) or PoolClosed.
+  Lease acquire(std::source_location site = std::source_location::current());
+
+  // As acquire(), but waits at most timeout and returns nullopt instead of
+  // throwing PoolTimeout. A zero timeout never waits.
+  std::optional<Lease> try_acquire(std::chrono::milliseconds timeout,
+                                   std::source_location site = std::source_location::current());
+
+  // Returns a lease on a connection of its own, even if the thread already
+  // holds one: for work that must commit or roll back independently (an audit
+  // row that must survive the caller's rollback). Nested acquire() calls keep
+  // reusing the thread's first connection, not this one.
+  //
+  // Deadlock risk: the calling thread keeps its first connection while it
+  // waits for a second. If every connection is held by a thread doing the
+  // same, none comes back and they all wait until checkout_timeout. Keep
+  // such code paths rare, or size the pool for two connections per thread.
+  Lease acquire_new(std::source_location site = std::source_location::current());
+
+  PoolStats stats() const;
+
+  // The leases checked out right now, longest held first.
+  std::vector<LeaseInfo> active_leases() const;
+
+  const std::string& name() const noexcept;
+  Backend backend() const noexcept;
+  const std::string& redacted_url() const noexcept;
+
+  // The configuration in effect; its url is the redacted form.
+  const PoolConfig& config() const noexcept;
+
+  // Registers an observer; it receives events from now on. Observers are
+  // meant to be few and long-lived: each change copies the list, and old
+  // lists (with their shared_ptrs) are kept until the pool is destroyed so a
+  // callback in flight on another thread never sees a freed observer.
+  void add_observer(std::shared_ptr<PoolObserver> observer);
+
+  // Stops sending events to observer. Callbacks already running may finish.
+  void remove_observer(const PoolObserver* observer);
+
+ private:
+  detail::PoolCore* core_;
+};
+
+}  // namespace poolscope

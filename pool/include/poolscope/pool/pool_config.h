@@ -1,0 +1,78 @@
+// PoolConfig: how a Pool sizes, recycles, validates and resets connections.
+// Sizing follows SQLAlchemy's QueuePool (pool_size + max_overflow); lifetime,
+// validation and timeouts follow HikariCP. A plain value type.
+
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace poolscope {
+
+// What happens to a connection's open transaction when its lease comes back.
+enum class ResetOnReturn {
+  kRollback,  // roll back a transaction left open (SQLAlchemy's default)
+  kNone,      // leave it: only for code that never leaves one open
+};
+
+struct PoolConfig {
+  // Where to connect: see url.h for the accepted forms. Required.
+  std::string url;
+
+  // Label in messages, logs and metrics. Empty: "pool-<n>", numbered per
+  // process like HikariCP's "HikariPool-1". At most 64 of [A-Za-z0-9_.:-].
+  std::string name;
+
+  // Connections kept open once made (QueuePool's pool_size).
+  std::size_t pool_size = 10;
+
+  // Extra connections allowed under load; closed again when they come back
+  // to a pool that already holds pool_size idle connections.
+  std::size_t max_overflow = 20;
+
+  // How long acquire() waits for a connection before throwing PoolTimeout.
+  std::chrono::milliseconds checkout_timeout{30'000};
+
+  // Connections older than this are closed and replaced (when idle, or when
+  // they come back), with up to 2.5% jitter so they do not all expire at once.
+  // Zero: never. Not applied to an in-memory SQLite database, which a close
+  // would erase.
+  std::chrono::milliseconds max_lifetime{30 * 60'000};
+
+  // Idle connections unused for this long are closed, down to min_idle.
+  // Zero: never. Not applied to an in-memory SQLite database.
+  std::chrono::milliseconds idle_timeout{10 * 60'000};
+
+  // Connections opened at construction and kept open even when idle.
+  // At most pool_size.
+  std::size_t min_idle = 0;
+
+  // Validate a connection on checkout (SQLAlchemy's pool_pre_ping), unless it
+  // was used within validation_interval (HikariCP's alive-bypass window).
+  bool validate_on_checkout = true;
+  std::chrono::milliseconds validation_interval{500};
+
+  // The query that validates a connection. Empty: the backend's cheapest
+  // check (an empty round trip on PostgreSQL, none needed for SQLite).
+  std::string validation_query;
+
+  ResetOnReturn reset_on_return = ResetOnReturn::kRollback;
+
+  // PostgreSQL: libpq's connect_timeout, unless the URL sets one.
+  std::chrono::milliseconds connect_timeout{10'000};
+
+  // SQLite files: how long a statement waits on a locked database (the busy
+  // timeout), unless the URL sets timeout=.
+  std::chrono::milliseconds sqlite_busy_timeout{5'000};
+
+  // How often the housekeeper closes expired and idle connections. It runs
+  // more often when max_lifetime or idle_timeout are shorter than this.
+  std::chrono::milliseconds housekeeping_interval{30'000};
+
+  // Throws std::invalid_argument naming the first invalid field and its
+  // value, e.g. "PoolConfig.pool_size must be at least 1 (got 0)".
+  void validate() const;
+};
+
+}  // namespace poolscope

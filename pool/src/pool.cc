@@ -1,0 +1,112 @@
+#include "poolscope/pool/pool.h"
+
+#include <atomic>
+#include <stdexcept>
+#include <utility>
+
+#include "pool_core.h"
+
+namespace poolscope {
+namespace {
+
+std::atomic<std::uint64_t> g_next_pool_number{1};
+
+}  // namespace
+
+Pool::Pool(PoolConfig config) {
+  if (config.name.empty()) {
+    config.name = "pool-" + std::to_string(g_next_pool_number.fetch_add(1, std::memory_order_relaxed));
+  }
+  config.validate();
+  ConnectionUrl url = ConnectionUrl::parse(config.url);
+  if (url.backend() == Backend::kSqlite && url.sqlite_in_memory() &&
+      config.pool_size + config.max_overflow > 1) {
+    throw std::invalid_argument(
+        "PoolConfig.pool_size + max_overflow is " +
+        std::to_string(config.pool_size + config.max_overflow) + " but " + url.redacted() +
+        " gives every connection its own empty database; use pool_size = 1 and "
+        "max_overflow = 0, or a database file");
+  }
+  config.url = url.redacted();
+  core_ = new detail::PoolCore(std::move(config), std::move(url));
+  try {
+    core_->start();
+  } catch (...) {
+    core_->shutdown();
+    throw;
+  }
+}
+
+Pool::~Pool() { core_->shutdown(); }
+
+Lease Pool::acquire(std::source_location site) {
+  return core_->checkout(site, core_->config().checkout_timeout, /*share=*/true,
+                         /*throw_on_timeout=*/true);
+}
+
+std::optional<Lease> Pool::try_acquire(std::chrono::milliseconds timeout,
+                                       std::source_location site) {
+  Lease lease = core_->checkout(site, timeout, /*share=*/true, /*throw_on_timeout=*/false);
+  if (!lease) return std::nullopt;
+  return lease;
+}
+
+Lease Pool::acquire_new(std::source_location site) {
+  return core_->checkout(site, core_->config().checkout_timeout, /*share=*/false,
+                         /*throw_on_timeout=*/true);
+}
+
+PoolStats Pool::stats() const { return core_->stats(); }
+
+std::vector<LeaseInfo> Pool::active_leases() const { return core_->active_leases(); }
+
+const std::string& Pool::name() const noexcept { return core_->config().name; }
+
+Backend Pool::backend() const noexcept { return core_->url().backend(); }
+
+const std::string& Pool::redacted_url() const noexcept { return core_->url().redacted(); }
+
+const PoolConfig& Pool::config() const noexcept { return core_->config(); }
+
+void Pool::add_observer(std::shared_ptr<PoolObserver> observer) {
+  if (observer == nullptr) throw std::invalid_argument("Pool::add_observer: observer is null");
+  core_->add_observer(std::move(observer));
+}
+
+void Pool::remove_observer(const PoolObserver* observer) { core_->remove_observer(observer); }
+
+Lease::Lease(Lease&& other) noexcept
+    : core_(std::exchange(other.core_, nullptr)),
+      slot_(std::exchange(other.slot_, nullptr)),
+      session_(std::exchange(other.session_, nullptr)),
+      site_(other.site_),
+      reused_(other.reused_) {}
+
+Lease& Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    core_ = std::exchange(other.core_, nullptr);
+    slot_ = std::exchange(other.slot_, nullptr);
+    session_ = std::exchange(other.session_, nullptr);
+    site_ = other.site_;
+    reused_ = other.reused_;
+  }
+  return *this;
+}
+
+void Lease::release_slow() noexcept {
+  detail::PoolCore* core = std::exchange(core_, nullptr);
+  detail::Slot* slot = std::exchange(slot_, nullptr);
+  session_ = nullptr;
+  core->release_ref(slot);
+}
+
+void Lease::invalidate() noexcept {
+  if (slot_ != nullptr) slot_->invalidated.store(true, std::memory_order_relaxed);
+}
+
+std::uint64_t Lease::connection_id() const noexcept {
+  return slot_ != nullptr ? slot_->connection_id.load(std::memory_order_relaxed) : 0;
+}
+
+}  // namespace poolscope

@@ -1,0 +1,163 @@
+// PoolCore: the state behind a Pool handle. Private to poolscope::pool.
+//
+// Checkout is lock-free while connections are available: a thread first tries
+// the slot it used last (its hint), then scans for any idle slot, claiming it
+// by CAS. The mutex guards only the slow path: the FIFO queue of waiters,
+// growing into empty slots, closing, and shutdown. To keep waiters first come
+// first served, arrivals skip the lock-free path while anyone is queued, and
+// a release that sees a waiter hands its connection over under the mutex.
+// Releasers store kIdle, then read waiters_; waiters publish waiters_, then
+// scan for kIdle (both seq_cst), so at least one side sees the other and no
+// waiter sleeps next to an idle connection.
+//
+// Lifetime: the Pool handle calls shutdown(), which deletes the core at once
+// when no lease is out, or leaves it orphaned for the last returning lease to
+// delete.
+//
+// The class is thread-safe. No concurrent call to any API of this type causes
+// a data race.
+
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <source_location>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "poolscope/pool/lease.h"
+#include "poolscope/pool/mutex.h"
+#include "poolscope/pool/observer.h"
+#include "poolscope/pool/pool_config.h"
+#include "poolscope/pool/pool_stats.h"
+#include "poolscope/pool/url.h"
+#include "slot.h"
+
+namespace poolscope::detail {
+
+class PoolCore {
+ public:
+  // config is validated and its url already parsed into url.
+  PoolCore(PoolConfig config, ConnectionUrl url);
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+
+  // Opens min_idle connections and starts the housekeeper. Throws ConnectError.
+  void start();
+
+  // Checks out a connection, sharing the thread's current checkout when
+  // `share` is set. On timeout throws PoolTimeout, or returns an empty Lease
+  // when throw_on_timeout is false. Throws ConnectError and PoolClosed.
+  Lease checkout(const std::source_location& site, std::chrono::nanoseconds timeout, bool share,
+                 bool throw_on_timeout);
+
+  // Drops one lease's reference; the last one returns the connection.
+  void release_ref(Slot* slot) noexcept;
+
+  PoolStats stats() const;
+  std::vector<LeaseInfo> active_leases() const;
+
+  void add_observer(std::shared_ptr<PoolObserver> observer);
+  void remove_observer(const PoolObserver* observer);
+
+  // Closes the pool; deletes this now or when the last lease comes back.
+  // REQUIRES: called once, by the owning Pool.
+  void shutdown() noexcept;
+
+  const PoolConfig& config() const noexcept { return config_; }
+  const ConnectionUrl& url() const noexcept { return url_; }
+
+ private:
+  struct Waiter;
+  using ObserverList = std::vector<std::shared_ptr<PoolObserver>>;
+
+  ~PoolCore();
+
+  // Checkout steps.
+  Slot* try_claim_idle(Slot* hint) noexcept;
+  Slot* claim_idle_locked() POOLSCOPE_REQUIRES(mu_);
+  Slot* reserve_empty_locked() POOLSCOPE_REQUIRES(mu_);
+  Slot* checkout_slow(const std::source_location& site, std::chrono::nanoseconds timeout,
+                      bool* fresh, std::chrono::nanoseconds* waited) POOLSCOPE_EXCLUDES(mu_);
+  void make_ready(Slot* slot, const std::source_location& site, std::int64_t now);
+  void open_into(Slot* slot, const std::source_location* site);
+  void dispatch_locked() POOLSCOPE_REQUIRES(mu_);
+
+  // Return steps.
+  void checkin(Slot* slot) noexcept;
+  std::optional<CloseReason> reset(Slot* slot) noexcept;
+  bool should_shrink() const noexcept;
+  void after_idle_slow(Slot* slot) noexcept POOLSCOPE_EXCLUDES(mu_);
+
+  // Closing. close_connection() needs ownership of the slot, not the mutex.
+  void close_connection(Slot* slot, CloseReason reason) noexcept;
+  // Marks an owned slot empty and frees its capacity; returns true when the
+  // core must now be deleted (orphaned and this was the last lease).
+  bool make_empty_locked(Slot* slot) POOLSCOPE_REQUIRES(mu_);
+  void give_back_empty(Slot* slot) noexcept POOLSCOPE_EXCLUDES(mu_);
+
+  void housekeep() noexcept;
+  void housekeeper_loop(std::stop_token stop) noexcept;
+
+  std::string timeout_message(std::chrono::nanoseconds waited, std::size_t waiting) const;
+  void wait_list_push_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
+  void wait_list_remove_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
+
+  template <class Fn>
+  void notify(Fn&& fn) const noexcept;
+
+  // Constant after construction.
+  const PoolConfig config_;
+  const ConnectionUrl url_;
+  const std::string connect_string_;
+  const std::uint64_t id_;  // unique per process, never reused
+  const std::size_t max_;   // pool_size + max_overflow
+  const bool in_memory_;    // SQLite :memory: (exempt from lifetime and idle timeout)
+  const std::int64_t lifetime_ns_;
+  const std::int64_t idle_timeout_ns_;
+  const std::int64_t validation_interval_ns_;
+  const std::unique_ptr<Slot[]> slots_;
+
+  // Read on every checkout and release, written rarely: their own line.
+  alignas(64) std::atomic<std::size_t> waiters_{0};  // length of the wait list
+  std::atomic<bool> closed_{false};
+  std::atomic<std::size_t> open_count_{0};  // slots not kEmpty; written under mu_
+  std::atomic<const ObserverList*> observers_{nullptr};
+
+  // Counters touched off the hot path.
+  alignas(64) std::atomic<std::uint64_t> waits_{0};
+  std::atomic<std::int64_t> wait_ns_{0};
+  std::atomic<std::uint64_t> timeouts_{0};
+  std::atomic<std::uint64_t> opened_{0};
+  std::atomic<std::uint64_t> connect_failures_{0};
+  std::atomic<std::uint64_t> rollbacks_{0};
+  std::atomic<std::uint64_t> next_connection_id_{1};
+  std::array<std::atomic<std::uint64_t>, kCloseReasonCount> closed_by_{};
+
+  // State below is protected by mu_.
+  mutable Mutex mu_;
+  Waiter* head_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;
+  Waiter* tail_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;
+  int slow_threads_ POOLSCOPE_GUARDED_BY(mu_) = 0;  // threads inside checkout_slow/open
+  CondVar quiescent_;                                // slow_threads_ reached 0 after close
+  bool orphaned_ POOLSCOPE_GUARDED_BY(mu_) = false;
+  std::size_t outstanding_ POOLSCOPE_GUARDED_BY(mu_) = 0;  // leases out at shutdown
+
+  // Observer lists: the current one and all earlier ones (see Pool::add_observer).
+  Mutex observers_mu_;
+  std::vector<std::unique_ptr<ObserverList>> observer_lists_ POOLSCOPE_GUARDED_BY(observers_mu_);
+
+  // The housekeeper's sleep; last member so it stops before the rest goes.
+  std::mutex housekeeper_mu_;
+  std::condition_variable_any housekeeper_cv_;
+  std::jthread housekeeper_;
+};
+
+}  // namespace poolscope::detail

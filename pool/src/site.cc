@@ -1,0 +1,62 @@
+#include "poolscope/pool/site.h"
+
+namespace poolscope {
+
+std::string_view short_file_name(std::string_view file) noexcept {
+  const std::size_t slash = file.find_last_of("/\\");
+  return slash == std::string_view::npos ? file : file.substr(slash + 1);
+}
+
+std::string short_function_name(std::string_view pretty) {
+  // Cut the parameter list: the '(' that closes at the end of the name part,
+  // skipping template arguments and "operator()" itself.
+  std::size_t paren = std::string_view::npos;
+  int angle = 0;
+  for (std::size_t i = 0; i < pretty.size(); ++i) {
+    const char c = pretty[i];
+    if (c == '<') {
+      ++angle;
+    } else if (c == '>' && angle > 0) {
+      --angle;
+    } else if (c == '(' && angle == 0) {
+      if (pretty.substr(0, i).ends_with("operator")) {
+        i += 1;  // "operator()": the next '(' starts the parameters
+        continue;
+      }
+      paren = i;
+      break;
+    }
+  }
+  std::string_view name = pretty.substr(0, paren);
+  // Drop the return type and any qualifiers before the last "::" at depth 0.
+  std::size_t begin = 0;
+  angle = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if (c == '<') {
+      ++angle;
+    } else if (c == '>' && angle > 0) {
+      --angle;
+    } else if (angle == 0 && c == ' ' && !name.substr(0, i).ends_with("operator")) {
+      begin = i + 1;
+    } else if (angle == 0 && c == ':' && i + 1 < name.size() && name[i + 1] == ':') {
+      begin = i + 2;
+      ++i;
+    }
+  }
+  name = name.substr(begin);
+  while (!name.empty() && (name.front() == '*' || name.front() == '&')) name.remove_prefix(1);
+  if (name.empty()) name = pretty.empty() ? std::string_view("?") : pretty;
+  return std::string(name) + "()";
+}
+
+std::string format_site(const std::source_location& site) {
+  std::string out(short_file_name(site.file_name()));
+  out += ':';
+  out += short_function_name(site.function_name());
+  out += ':';
+  out += std::to_string(site.line());
+  return out;
+}
+
+}  // namespace poolscope

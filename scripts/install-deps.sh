@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what poolscope needs, from Debian 12 packages, skipping what is
+# already there.
+#
+#   scripts/install-deps.sh build   compilers and libraries (enough for the demo)
+#   scripts/install-deps.sh all     the same plus the servers the tests start
+#                                   (PostgreSQL, Redis, Prometheus)
+set -euo pipefail
+
+what=${1:-all}
+libraries=(
+  build-essential cmake ninja-build pkg-config
+  libsoci-dev libboost-dev libpq-dev libsqlite3-dev
+  prometheus-cpp-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libhiredis-dev nlohmann-json3-dev libcli11-dev
+)
+servers=(postgresql redis-server prometheus)
+
+missing() {
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
+  done
+}
+
+apt_install() {
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  if [[ -z "${POOLSCOPE_APT_UPDATED:-}" ]]; then
+    "${sudo[@]}" apt-get update -qq
+    export POOLSCOPE_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
+}
+
+mapfile -t need < <(missing "${libraries[@]}")
+if [[ ${#need[@]} -gt 0 ]]; then
+  echo "install-deps: installing ${need[*]}"
+  apt_install "${need[@]}"
+fi
+
+if [[ "$what" == "all" ]]; then
+  mapfile -t need < <(missing "${servers[@]}")
+  if [[ ${#need[@]} -gt 0 ]]; then
+    echo "install-deps: installing servers ${need[*]}"
+    apt_install --no-install-recommends "${need[@]}"
+  fi
+elif [[ "$what" != "build" ]]; then
+  echo "usage: install-deps.sh build|all" >&2
+  exit 2
+fi

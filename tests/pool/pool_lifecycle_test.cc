@@ -1,0 +1,195 @@
+// Connection lifetime: max_lifetime, idle_timeout, validation, broken
+// connections and shutdown.
+
+#include <gtest/gtest.h>
+#include <soci/soci.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "poolscope/pool/errors.h"
+#include "poolscope/pool/pool.h"
+#include "recording_observer.h"
+#include "test_db.h"
+
+namespace poolscope {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RecordingObserver;
+using testing::TestBackend;
+using testing::TestDatabase;
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+class PoolLifecycleTest : public ::testing::TestWithParam<TestBackend> {
+ protected:
+  void SetUp() override { db_ = std::make_unique<TestDatabase>(GetParam()); }
+  std::unique_ptr<TestDatabase> db_;
+};
+
+TEST_P(PoolLifecycleTest, MaxLifetimeClosesIdleConnections) {
+  PoolConfig cfg = db_->config(2);
+  cfg.max_lifetime = 150ms;
+  cfg.housekeeping_interval = 20ms;
+  Pool pool(cfg);
+  std::uint64_t first = 0;
+  {
+    Lease lease = pool.acquire();
+    first = lease.connection_id();
+  }
+  ASSERT_TRUE(eventually([&] { return pool.stats().closed_by(CloseReason::kMaxLifetime) == 1; }));
+  EXPECT_EQ(pool.stats().open, 0u);
+  Lease next = pool.acquire();
+  EXPECT_NE(next.connection_id(), first);
+}
+
+TEST_P(PoolLifecycleTest, MaxLifetimeClosesABusyConnectionWhenItComesBack) {
+  PoolConfig cfg = db_->config(2);
+  cfg.max_lifetime = 100ms;
+  Pool pool(cfg);
+  {
+    Lease lease = pool.acquire();
+    std::this_thread::sleep_for(150ms);  // never idle: the housekeeper cannot take it
+    EXPECT_EQ(pool.stats().closed_by(CloseReason::kMaxLifetime), 0u);
+  }
+  EXPECT_EQ(pool.stats().closed_by(CloseReason::kMaxLifetime), 1u);
+  EXPECT_EQ(pool.stats().open, 0u);
+}
+
+TEST_P(PoolLifecycleTest, IdleTimeoutClosesIdleConnectionsDownToMinIdle) {
+  PoolConfig cfg = db_->config(3);
+  cfg.idle_timeout = 150ms;
+  cfg.housekeeping_interval = 20ms;
+  cfg.min_idle = 1;
+  Pool pool(cfg);
+  {
+    Lease a = pool.acquire_new();
+    Lease b = pool.acquire_new();
+    Lease c = pool.acquire_new();
+  }
+  EXPECT_EQ(pool.stats().open, 3u);
+  ASSERT_TRUE(eventually([&] { return pool.stats().closed_by(CloseReason::kIdleTimeout) == 2; }));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(pool.stats().open, 1u) << "min_idle keeps one connection";
+  EXPECT_EQ(pool.stats().closed_by(CloseReason::kIdleTimeout), 2u);
+}
+
+TEST_P(PoolLifecycleTest, DestroyingThePoolReportsAndSurvivesAnOutstandingLease) {
+  auto pool = std::make_unique<Pool>(db_->config(2));
+  auto observer = std::make_shared<RecordingObserver>();
+  pool->add_observer(observer);
+  const std::uint_least32_t line = __LINE__ + 1;
+  Lease leaked = pool->acquire();
+  { Lease idle = pool->acquire_new(); }  // a second connection, idle at shutdown
+  pool.reset();
+  ASSERT_EQ(observer->shutdowns, 1);
+  ASSERT_EQ(observer->shutdown_leases.size(), 1u);
+  EXPECT_EQ(observer->shutdown_leases[0].site.line(), line);
+  EXPECT_EQ(observer->closes, 1) << "the idle connection closes at once";
+  // The lease still works and comes back safely; its connection is closed then.
+  *leaked << "SELECT 1";
+  leaked.release();
+  EXPECT_EQ(observer->closes, 2);
+  std::lock_guard lock(observer->mu);
+  EXPECT_EQ(observer->close_reasons.back(), CloseReason::kShutdown);
+}
+
+TEST_P(PoolLifecycleTest, WaitersGetPoolClosedWhenThePoolIsDestroyed) {
+  PoolConfig cfg = db_->config(1);
+  cfg.checkout_timeout = 10s;
+  auto pool = std::make_unique<Pool>(cfg);
+  Lease holder = pool->acquire();
+  std::promise<std::string> outcome;
+  Pool* raw = pool.get();  // the unique_ptr itself is reset below
+  std::thread waiter([&] {
+    try {
+      Lease lease = raw->acquire();
+      outcome.set_value("got a lease");
+    } catch (const PoolClosed& e) {
+      outcome.set_value(e.what());
+    }
+  });
+  ASSERT_TRUE(eventually([&] { return pool->stats().pending == 1; }));
+  pool.reset();
+  waiter.join();
+  EXPECT_NE(outcome.get_future().get().find("closed while waiting"), std::string::npos);
+  holder.release();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, PoolLifecycleTest,
+                         ::testing::Values(TestBackend::kSqlite, TestBackend::kPostgreSQL),
+                         [](const auto& p) { return testing::backend_name(p.param); });
+
+// Validation and broken connections need a server that can drop them.
+class PoolPostgreSQLTest : public ::testing::Test {
+ protected:
+  TestDatabase db_{TestBackend::kPostgreSQL};
+};
+
+TEST_F(PoolPostgreSQLTest, ValidationDiscardsAConnectionKilledByPgTerminateBackend) {
+  PoolConfig cfg = db_.config(1);
+  cfg.validation_interval = 0ms;
+  Pool pool(cfg);
+  int before = 0;
+  {
+    Lease lease = pool.acquire();
+    before = testing::pg_backend_pid(*lease);
+  }
+  testing::pg_terminate_backend(before);
+  Lease lease = pool.acquire();
+  const int after = testing::pg_backend_pid(*lease);
+  EXPECT_NE(after, before);
+  EXPECT_EQ(pool.stats().closed_by(CloseReason::kValidationFailed), 1u);
+  EXPECT_EQ(pool.stats().open, 1u);
+}
+
+TEST_F(PoolPostgreSQLTest, ValidationIsSkippedForARecentlyUsedConnection) {
+  PoolConfig cfg = db_.config(1);
+  cfg.validation_interval = 60s;
+  Pool pool(cfg);
+  int before = 0;
+  {
+    Lease lease = pool.acquire();
+    before = testing::pg_backend_pid(*lease);
+  }
+  testing::pg_terminate_backend(before);
+  // Used within the interval: handed out without a round trip, so the
+  // caller meets the dead connection, and the pool discards it on return.
+  {
+    Lease lease = pool.acquire();
+    EXPECT_THROW(*lease << "SELECT 1", soci::soci_error);
+  }
+  EXPECT_EQ(pool.stats().closed_by(CloseReason::kBroken), 1u);
+  EXPECT_EQ(pool.stats().closed_by(CloseReason::kValidationFailed), 0u);
+  Lease lease = pool.acquire();
+  EXPECT_NE(testing::pg_backend_pid(*lease), before);
+}
+
+TEST_F(PoolPostgreSQLTest, AFailedTransactionIsRolledBackNotHandedOn) {
+  Pool pool(db_.config(1));
+  {
+    Lease sql = pool.acquire();
+    sql->begin();
+    EXPECT_THROW(*sql << "SELECT no_such_column FROM no_such_table", soci::soci_error);
+  }
+  EXPECT_EQ(pool.stats().rollbacks_on_return, 1u);
+  Lease sql = pool.acquire();
+  int one = 0;
+  *sql << "SELECT 1", soci::into(one);  // would fail inside an aborted transaction
+  EXPECT_EQ(one, 1);
+}
+
+}  // namespace
+}  // namespace poolscope

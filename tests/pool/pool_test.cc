@@ -1,0 +1,385 @@
+// Pool behaviour a user observes, on SQLite and on PostgreSQL.
+
+#include "poolscope/pool/pool.h"
+
+#include <gtest/gtest.h>
+#include <soci/soci.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "poolscope/pool/errors.h"
+#include "poolscope/pool/site.h"
+#include "recording_observer.h"
+#include "test_db.h"
+
+namespace poolscope {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RecordingObserver;
+using testing::TestBackend;
+using testing::TestDatabase;
+
+class PoolTest : public ::testing::TestWithParam<TestBackend> {
+ protected:
+  void SetUp() override { db_ = std::make_unique<TestDatabase>(GetParam()); }
+
+  PoolConfig config(std::size_t pool_size = 2, std::size_t max_overflow = 0) const {
+    return db_->config(pool_size, max_overflow);
+  }
+
+  // Polls until pred holds (for states another thread brings about).
+  template <class Pred>
+  static bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
+  }
+
+  std::unique_ptr<TestDatabase> db_;
+};
+
+TEST_P(PoolTest, LeaseIsARealSociSession) {
+  Pool pool(config());
+  const std::uint_least32_t line = __LINE__ + 1;
+  Lease sql = pool.acquire();
+  *sql << "CREATE TABLE settings (k VARCHAR(32) PRIMARY KEY, v VARCHAR(32))";
+  const std::string key = "api_key";
+  const std::string value = "abc";
+  sql->once << "INSERT INTO settings (k, v) VALUES (:k, :v)", soci::use(key), soci::use(value);
+  std::string read;
+  *sql << "SELECT v FROM settings WHERE k = :k", soci::use(key), soci::into(read);
+  EXPECT_EQ(read, "abc");
+  EXPECT_TRUE(sql);
+  EXPECT_FALSE(sql.reused());
+  EXPECT_EQ(sql.site().line(), line);
+  EXPECT_STREQ(sql.site().file_name(), __FILE__);
+}
+
+TEST_P(PoolTest, OpensConnectionsOnlyWhenNeeded) {
+  Pool pool(config(3));
+  EXPECT_EQ(pool.stats().open, 0u);
+  { Lease a = pool.acquire(); }
+  { Lease b = pool.acquire(); }
+  const PoolStats stats = pool.stats();
+  EXPECT_EQ(stats.open, 1u);
+  EXPECT_EQ(stats.connections_opened, 1u);
+  EXPECT_EQ(stats.acquires, 2u);
+  EXPECT_EQ(stats.idle, 1u);
+}
+
+TEST_P(PoolTest, AcquireTimesOutWhenExhausted) {
+  PoolConfig cfg = config(1, 0);
+  cfg.name = "exhausted";
+  cfg.checkout_timeout = 200ms;
+  Pool pool(cfg);
+  Lease holder = pool.acquire();
+  const std::string holder_site = format_site(holder.site());
+
+  std::string message;
+  std::chrono::nanoseconds waited{0};
+  std::thread([&] {
+    try {
+      Lease lease = pool.acquire();
+    } catch (const PoolTimeout& e) {
+      message = e.what();
+      waited = e.waited();
+    }
+  }).join();
+
+  EXPECT_GE(waited, 200ms);
+  EXPECT_NE(message.find("QueuePool limit of size 1 overflow 0 reached"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("pool 'exhausted'"), std::string::npos) << message;
+  EXPECT_NE(message.find("within 0.2"), std::string::npos) << message;
+  EXPECT_NE(message.find("(total=1, active=1, idle=0, waiting=1)"), std::string::npos) << message;
+  EXPECT_NE(message.find(holder_site + " (1 lease"), std::string::npos) << message;
+  if (GetParam() == TestBackend::kPostgreSQL) {
+    EXPECT_EQ(message.find(testing::pg_server().password), std::string::npos) << message;
+    EXPECT_NE(message.find(":***@"), std::string::npos) << message;
+  }
+  EXPECT_EQ(pool.stats().timeouts, 1u);
+  EXPECT_EQ(pool.stats().pending, 0u);
+}
+
+TEST_P(PoolTest, TryAcquireReturnsNulloptWhenExhausted) {
+  Pool pool(config(1, 0));
+  std::optional<Lease> first = pool.try_acquire(0ms);
+  ASSERT_TRUE(first.has_value());
+  std::thread([&] {
+    EXPECT_FALSE(pool.try_acquire(0ms).has_value());
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(pool.try_acquire(50ms).has_value());
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+  }).join();
+  first.reset();
+  std::thread([&] { EXPECT_TRUE(pool.try_acquire(0ms).has_value()); }).join();
+  EXPECT_EQ(pool.stats().timeouts, 2u);
+}
+
+TEST_P(PoolTest, OverflowGrowsUnderLoadAndShrinksWhenLeasesComeBack) {
+  Pool pool(config(2, 2));
+  std::vector<Lease> leases;
+  for (int i = 0; i < 4; ++i) leases.push_back(pool.acquire_new());
+  PoolStats stats = pool.stats();
+  EXPECT_EQ(stats.open, 4u);
+  EXPECT_EQ(stats.active, 4u);
+  EXPECT_EQ(stats.overflow_in_use, 2u);
+
+  // Beyond pool_size + max_overflow there is nothing more to give.
+  std::thread([&] { EXPECT_FALSE(pool.try_acquire(20ms).has_value()); }).join();
+
+  // The first two come back to a pool with fewer than pool_size idle: kept.
+  leases[0].release();
+  leases[1].release();
+  stats = pool.stats();
+  EXPECT_EQ(stats.open, 4u);
+  EXPECT_EQ(stats.idle, 2u);
+  // The next two find pool_size idle connections: closed as overflow.
+  leases[2].release();
+  leases[3].release();
+  stats = pool.stats();
+  EXPECT_EQ(stats.open, 2u);
+  EXPECT_EQ(stats.idle, 2u);
+  EXPECT_EQ(stats.overflow_in_use, 0u);
+  EXPECT_EQ(stats.closed_by(CloseReason::kOverflow), 2u);
+}
+
+TEST_P(PoolTest, WaitersAreServedInArrivalOrder) {
+  PoolConfig cfg = config(1, 0);
+  cfg.checkout_timeout = 10s;
+  Pool pool(cfg);
+  Lease holder = pool.acquire();
+
+  std::mutex mu;
+  std::vector<int> served;
+  std::vector<std::thread> waiters;
+  constexpr int kWaiters = 6;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.emplace_back([&, i] {
+      Lease lease = pool.acquire();
+      std::lock_guard lock(mu);
+      served.push_back(i);
+    });
+    // The next waiter starts only once this one is queued.
+    ASSERT_TRUE(eventually([&] { return pool.stats().pending == static_cast<std::size_t>(i + 1); }));
+  }
+  holder.release();
+  for (std::thread& t : waiters) t.join();
+  EXPECT_EQ(served, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(pool.stats().waits, static_cast<std::uint64_t>(kWaiters));
+}
+
+TEST_P(PoolTest, NestedAcquireSharesTheThreadsConnection) {
+  Pool pool(config(2));
+  Lease outer = pool.acquire();
+  Lease inner = pool.acquire();
+  EXPECT_TRUE(inner.reused());
+  EXPECT_EQ(&*outer, &*inner);
+  EXPECT_EQ(outer.connection_id(), inner.connection_id());
+  PoolStats stats = pool.stats();
+  EXPECT_EQ(stats.acquires, 1u);
+  EXPECT_EQ(stats.reuses, 1u);
+  EXPECT_EQ(stats.active, 1u);
+
+  inner.release();
+  EXPECT_EQ(pool.stats().active, 1u) << "an inner release must not return the connection";
+  outer.release();
+  stats = pool.stats();
+  EXPECT_EQ(stats.active, 0u);
+  EXPECT_EQ(stats.idle, 1u);
+}
+
+TEST_P(PoolTest, ConnectionGoesBackWhenTheLastNestedLeaseIsReleased) {
+  Pool pool(config(2));
+  Lease outer = pool.acquire();
+  Lease inner = pool.acquire();
+  outer.release();  // out of order: the inner lease still uses the connection
+  EXPECT_EQ(pool.stats().active, 1u);
+  *inner << "SELECT 1";
+  inner.release();
+  EXPECT_EQ(pool.stats().active, 0u);
+  // The next acquire on this thread is a fresh checkout, not a stale reuse.
+  Lease again = pool.acquire();
+  EXPECT_FALSE(again.reused());
+  EXPECT_EQ(pool.stats().acquires, 2u);
+}
+
+TEST_P(PoolTest, OtherThreadsDoNotShareAThreadsConnection) {
+  Pool pool(config(2));
+  Lease mine = pool.acquire();
+  std::uint64_t theirs = 0;
+  std::thread([&] {
+    Lease lease = pool.acquire();
+    EXPECT_FALSE(lease.reused());
+    theirs = lease.connection_id();
+  }).join();
+  EXPECT_NE(theirs, mine.connection_id());
+}
+
+TEST_P(PoolTest, AcquireNewGetsAnIndependentConnection) {
+  Pool pool(config(2));
+  Lease outer = pool.acquire();
+  Lease independent = pool.acquire_new();
+  EXPECT_FALSE(independent.reused());
+  EXPECT_NE(&*outer, &*independent);
+  EXPECT_NE(outer.connection_id(), independent.connection_id());
+  // Nested acquires keep sharing the thread's first connection.
+  Lease nested = pool.acquire();
+  EXPECT_EQ(nested.connection_id(), outer.connection_id());
+  EXPECT_EQ(pool.stats().acquires, 2u);
+}
+
+TEST_P(PoolTest, AcquireNewOnAnExhaustedPoolTimesOutInsteadOfSharing) {
+  PoolConfig cfg = config(1, 0);
+  cfg.checkout_timeout = 100ms;
+  Pool pool(cfg);
+  Lease outer = pool.acquire();
+  EXPECT_THROW(pool.acquire_new(), PoolTimeout);  // the documented deadlock risk, bounded
+}
+
+TEST_P(PoolTest, ReturnRollsBackAnOpenTransaction) {
+  Pool pool(config(1));
+  *pool.acquire() << "CREATE TABLE t (x INTEGER)";
+  {
+    Lease sql = pool.acquire();
+    sql->begin();
+    *sql << "INSERT INTO t (x) VALUES (1)";
+    // returned without commit
+  }
+  EXPECT_EQ(pool.stats().rollbacks_on_return, 1u);
+  int rows = -1;
+  Lease next = pool.acquire();
+  *next << "SELECT count(*) FROM t", soci::into(rows);
+  EXPECT_EQ(rows, 0);
+  // The next holder starts outside any transaction: it can begin and commit.
+  next->begin();
+  *next << "INSERT INTO t (x) VALUES (2)";
+  next->commit();
+  next.release();
+  auto outside = db_->open_session();
+  *outside << "SELECT count(*) FROM t", soci::into(rows);
+  EXPECT_EQ(rows, 1);
+}
+
+TEST_P(PoolTest, InvalidatedConnectionIsClosedNotReturned) {
+  Pool pool(config(1));
+  std::uint64_t first = 0;
+  {
+    Lease lease = pool.acquire();
+    first = lease.connection_id();
+    lease.invalidate();
+  }
+  EXPECT_EQ(pool.stats().closed_by(CloseReason::kBroken), 1u);
+  EXPECT_EQ(pool.stats().open, 0u);
+  Lease next = pool.acquire();
+  EXPECT_NE(next.connection_id(), first);
+  *next << "SELECT 1";
+}
+
+TEST_P(PoolTest, MinIdleConnectionsAreOpenedAtStart) {
+  PoolConfig cfg = config(3);
+  cfg.min_idle = 2;
+  Pool pool(cfg);
+  EXPECT_EQ(pool.stats().open, 2u);
+  EXPECT_EQ(pool.stats().idle, 2u);
+}
+
+TEST_P(PoolTest, ObserversSeeEveryEvent) {
+  Pool pool(config(2, 1));
+  auto observer = std::make_shared<RecordingObserver>();
+  pool.add_observer(observer);
+  {
+    Lease a = pool.acquire();
+    Lease nested = pool.acquire();
+    Lease b = pool.acquire_new();
+    Lease c = pool.acquire_new();  // overflow
+  }
+  const PoolStats stats = pool.stats();
+  EXPECT_EQ(observer->connects, 3);
+  EXPECT_EQ(observer->checkouts, 3);
+  EXPECT_EQ(observer->reuses, 1);
+  EXPECT_EQ(observer->checkins, 3);
+  EXPECT_EQ(observer->closes, 1);  // the overflow connection
+  EXPECT_EQ(static_cast<std::uint64_t>(observer->connects), stats.connections_opened);
+
+  pool.remove_observer(observer.get());
+  { Lease d = pool.acquire(); }
+  EXPECT_EQ(observer->checkouts, 3);
+}
+
+TEST_P(PoolTest, ConnectFailureIsClearAndLeavesCountsIntact) {
+  PoolConfig cfg = config(2);
+  if (GetParam() == TestBackend::kSqlite) {
+    cfg.url = "sqlite:///nonexistent-poolscope-dir/x.db";
+  } else {
+    cfg.url = testing::pg_server().url("postgres");
+    const std::string& password = testing::pg_server().password;
+    cfg.url.replace(cfg.url.find(password), password.size(), "wrong-s3cret");
+  }
+  cfg.name = "broken";
+  Pool pool(cfg);
+  auto observer = std::make_shared<RecordingObserver>();
+  pool.add_observer(observer);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      Lease lease = pool.acquire();
+      FAIL() << "connected to " << cfg.url;
+    } catch (const ConnectError& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("pool 'broken' cannot connect to " + pool.redacted_url()),
+                std::string::npos)
+          << message;
+      EXPECT_EQ(message.find("wrong-s3cret"), std::string::npos) << message;
+    }
+  }
+  const PoolStats stats = pool.stats();
+  EXPECT_EQ(stats.open, 0u);
+  EXPECT_EQ(stats.active, 0u);
+  EXPECT_EQ(stats.connect_failures, 2u);
+  EXPECT_EQ(observer->connect_failures, 2);
+}
+
+TEST_P(PoolTest, LeaseMovesKeepOneCheckout) {
+  Pool pool(config(2));
+  Lease a = pool.acquire();
+  Lease b = std::move(a);
+  EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
+  EXPECT_TRUE(b);
+  Lease c;
+  c = std::move(b);
+  EXPECT_EQ(pool.stats().active, 1u);
+  c = pool.acquire_new();  // assigning releases the old checkout first
+  EXPECT_EQ(pool.stats().active, 1u);
+  c.release();
+  EXPECT_EQ(pool.stats().active, 0u);
+}
+
+TEST_P(PoolTest, LeaseHandedToAnotherThreadIsReturnedThere) {
+  Pool pool(config(1));
+  Lease lease = pool.acquire();
+  std::thread([moved = std::move(lease)]() mutable {
+    *moved << "SELECT 1";
+    moved.release();
+  }).join();
+  EXPECT_EQ(pool.stats().active, 0u);
+  // This thread's stale reuse record must not hand out the returned connection.
+  Lease again = pool.acquire();
+  EXPECT_FALSE(again.reused());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, PoolTest,
+                         ::testing::Values(TestBackend::kSqlite, TestBackend::kPostgreSQL),
+                         [](const auto& p) { return testing::backend_name(p.param); });
+
+}  // namespace
+}  // namespace poolscope

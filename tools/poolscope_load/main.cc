@@ -1,0 +1,106 @@
+// poolscope-load: the incidents' dashboard-widget load, run against a real
+// database through poolscope, so the session churn and its fixes can be
+// seen and measured.
+//
+//   poolscope-load                                  # embedded SQLite, mode pool
+//   poolscope-load --mode reuse --threads 8 --duration 10
+//   poolscope-load --db postgresql://app:pw@127.0.0.1:5432/app --json out.json
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "poolscope/pool/errors.h"
+#include "report.h"
+#include "runner.h"
+
+namespace {
+
+using poolscope::load::Mode;
+
+int run(int argc, char** argv) {
+  poolscope::load::RunOptions options;
+  std::string mode = "pool";
+  double duration = options.duration.count();
+  double checkout_timeout = options.checkout_timeout.count();
+  std::string json_path;
+  bool no_progress = false;
+
+  CLI::App app{"poolscope-load: the dashboard-widget session-churn scenario, measured"};
+  app.add_option("--db", options.url,
+                 "Database URL: sqlite:///path.db, sqlite3://db=app.db, "
+                 "postgresql://user:pw@host:5432/db")
+      ->capture_default_str();
+  app.add_option("--mode", mode,
+                 "naive: a new connection per settings read; pool: a pooled lease per read; "
+                 "reuse: one lease per render, nested reads share it")
+      ->check(CLI::IsMember({"naive", "pool", "reuse"}))
+      ->capture_default_str();
+  app.add_option("--threads", options.threads, "Worker threads rendering at once")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--duration", duration, "Seconds to run")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--pool-size", options.pool_size, "Connections the pool keeps")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--max-overflow", options.max_overflow, "Extra connections under load")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
+  app.add_option("--checkout-timeout", checkout_timeout, "Seconds an acquire may wait")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--json", json_path, "Write the figures as JSON to PATH, or - for stdout");
+  app.add_flag("--no-progress", no_progress, "Do not draw the progress bar");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  options.mode = *poolscope::load::parse_mode(mode);
+  options.duration = std::chrono::duration<double>(duration);
+  options.checkout_timeout = std::chrono::duration<double>(checkout_timeout);
+  options.progress = !no_progress;
+
+  poolscope::load::RunResult result;
+  try {
+    result = poolscope::load::run(options);
+  } catch (const poolscope::Error& e) {
+    std::fprintf(stderr, "poolscope-load: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "poolscope-load: setting up %s failed: %s\n",
+                 poolscope::redact_url(options.url).c_str(), e.what());
+    return 1;
+  }
+
+  // With --json - the JSON owns stdout, so the table goes to stderr.
+  poolscope::load::print_summary(json_path == "-" ? stderr : stdout, result);
+  if (!json_path.empty()) {
+    const std::string text = poolscope::load::to_json(result).dump(2) + "\n";
+    if (json_path == "-") {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+    } else {
+      std::ofstream out(json_path);
+      out << text;
+      if (!out) {
+        std::fprintf(stderr, "poolscope-load: cannot write %s\n", json_path.c_str());
+        return 1;
+      }
+    }
+  }
+  if (result.errors > 0) {
+    std::fprintf(stderr, "poolscope-load: %llu renders failed; first error: %s\n",
+                 static_cast<unsigned long long>(result.errors), result.first_error.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return run(argc, argv); }

@@ -1,0 +1,182 @@
+#include "widget.h"
+
+#include <chrono>
+#include <stdexcept>
+
+namespace poolscope::load {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* const kSymbols[] = {"AAPL", "MSFT", "NVDA", "AMZN", "GOOG"};
+
+// Settings values look like what the incidents stored.
+std::string setting_value(int account, const std::string& key) {
+  if (key == "paper_account") return account % 2 == 0 ? "true" : "false";
+  return key + "-" + std::to_string(account) + "-0123456789abcdef";
+}
+
+}  // namespace
+
+std::string_view to_string(Mode mode) noexcept {
+  switch (mode) {
+    case Mode::kNaive:
+      return "naive";
+    case Mode::kPool:
+      return "pool";
+    case Mode::kReuse:
+      return "reuse";
+  }
+  return "unknown";
+}
+
+std::optional<Mode> parse_mode(std::string_view name) noexcept {
+  for (Mode mode : {Mode::kNaive, Mode::kPool, Mode::kReuse}) {
+    if (to_string(mode) == name) return mode;
+  }
+  return std::nullopt;
+}
+
+void seed(soci::session& sql, Backend backend) {
+  if (backend == Backend::kSqlite) {
+    // Readers and a writer at once without "database is locked".
+    std::string mode;
+    sql << "PRAGMA journal_mode=WAL", soci::into(mode);
+  }
+  sql << "CREATE TABLE IF NOT EXISTS account_settings ("
+         " account_id INTEGER NOT NULL,"
+         " setting_key VARCHAR(64) NOT NULL,"
+         " setting_value VARCHAR(256) NOT NULL,"
+         " PRIMARY KEY (account_id, setting_key))";
+  sql << "CREATE TABLE IF NOT EXISTS transactions ("
+         " id INTEGER PRIMARY KEY,"
+         " account_id INTEGER NOT NULL,"
+         " symbol VARCHAR(16) NOT NULL,"
+         " quantity INTEGER NOT NULL,"
+         " status VARCHAR(8) NOT NULL)";
+  soci::transaction tx(sql);
+  sql << "DELETE FROM account_settings";
+  sql << "DELETE FROM transactions";
+  for (int account = 1; account <= kAccounts; ++account) {
+    for (const std::string key : {"api_key", "api_secret", "paper_account", "base_url"}) {
+      const std::string value = setting_value(account, key);
+      sql << "INSERT INTO account_settings (account_id, setting_key, setting_value)"
+             " VALUES (:a, :k, :v)",
+          soci::use(account), soci::use(key), soci::use(value);
+    }
+  }
+  for (int id = 1; id <= kOpenTransactions + 5; ++id) {
+    const int account = (id - 1) % kAccounts + 1;
+    const std::string symbol = kSymbols[(id - 1) % 5];
+    const int quantity = 10 * id;
+    const std::string status = id <= kOpenTransactions ? "OPEN" : "CLOSED";
+    sql << "INSERT INTO transactions (id, account_id, symbol, quantity, status)"
+           " VALUES (:i, :a, :s, :q, :st)",
+        soci::use(id), soci::use(account), soci::use(symbol), soci::use(quantity),
+        soci::use(status);
+  }
+  tx.commit();
+}
+
+std::vector<Transaction> load_open_transactions(soci::session& sql) {
+  std::vector<Transaction> rows;
+  soci::rowset<soci::row> result = (sql.prepare << "SELECT id, account_id, symbol, quantity"
+                                                   " FROM transactions WHERE status = 'OPEN'"
+                                                   " ORDER BY id");
+  for (const soci::row& r : result) {
+    rows.push_back({r.get<int>(0), r.get<int>(1), r.get<std::string>(2), r.get<int>(3)});
+  }
+  return rows;
+}
+
+Account::Account(int id, SettingsSource& settings)
+    : id_(id),
+      api_key_(settings.read(id, "api_key")),
+      api_secret_(settings.read(id, "api_secret")),
+      paper_(settings.read(id, "paper_account") == "true") {}
+
+namespace {
+
+std::string query_setting(soci::session& sql, int account_id, const std::string& key) {
+  std::string value;
+  soci::indicator ind = soci::i_null;
+  sql << "SELECT setting_value FROM account_settings WHERE account_id = :a AND setting_key = :k",
+      soci::use(account_id), soci::use(key), soci::into(value, ind);
+  if (!sql.got_data() || ind != soci::i_ok) {
+    throw std::runtime_error("account " + std::to_string(account_id) + " has no setting '" +
+                             key + "'");
+  }
+  return value;
+}
+
+}  // namespace
+
+// Before any fix: every read opens its own connection, no pool.
+class WidgetRenderer::NaiveSettings : public SettingsSource {
+ public:
+  NaiveSettings(const ConnectionUrl& url, WidgetRenderer& owner) : url_(url), owner_(owner) {
+    connect_ = url.connect_string();
+    if (url.backend() == Backend::kSqlite && connect_.find("timeout=") == std::string::npos) {
+      connect_ += " timeout=5";
+    }
+  }
+
+  std::string read(int account_id, const std::string& key) override {
+    const auto start = Clock::now();
+    soci::session sql(url_.soci_backend(), connect_);
+    owner_.latency_.record(Clock::now() - start);
+    ++owner_.opened_;
+    return query_setting(sql, account_id, key);
+  }
+
+ private:
+  const ConnectionUrl& url_;
+  WidgetRenderer& owner_;
+  std::string connect_;
+};
+
+// A pooled lease per read; in reuse mode the render's lease is shared.
+class WidgetRenderer::PooledSettings : public SettingsSource {
+ public:
+  explicit PooledSettings(WidgetRenderer& owner) : owner_(owner) {}
+
+  std::string read(int account_id, const std::string& key) override {
+    const auto start = Clock::now();
+    Lease sql = owner_.pool_->acquire();
+    owner_.latency_.record(Clock::now() - start);
+    return query_setting(*sql, account_id, key);
+  }
+
+ private:
+  WidgetRenderer& owner_;
+};
+
+WidgetRenderer::WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url)
+    : mode_(mode), pool_(pool) {
+  if (mode == Mode::kNaive) {
+    settings_ = std::make_unique<NaiveSettings>(url, *this);
+  } else {
+    if (pool == nullptr) throw std::invalid_argument("WidgetRenderer: pool mode needs a pool");
+    settings_ = std::make_unique<PooledSettings>(*this);
+  }
+}
+
+WidgetRenderer::~WidgetRenderer() = default;
+
+std::uint64_t WidgetRenderer::render(const std::vector<Transaction>& rows) {
+  Lease render_lease;
+  if (mode_ == Mode::kReuse) {
+    const auto start = Clock::now();
+    render_lease = pool_->acquire();
+    latency_.record(Clock::now() - start);
+  }
+  std::uint64_t checksum = 0;
+  for (const Transaction& row : rows) {
+    const Account account(row.account_id, *settings_);
+    checksum += static_cast<std::uint64_t>(account.id()) * (account.paper() ? 3 : 1) +
+                account.credential_length() + static_cast<std::uint64_t>(row.quantity);
+  }
+  return checksum;
+}
+
+}  // namespace poolscope::load
