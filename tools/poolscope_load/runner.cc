@@ -1,5 +1,6 @@
 #include "runner.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -27,7 +28,10 @@ std::string progress_bar(double elapsed, double total, std::uint64_t renders) {
   constexpr int kWidth = 30;
   const double fraction = total > 0 ? std::min(1.0, elapsed / total) : 1.0;
   const int filled = static_cast<int>(fraction * kWidth);
-  std::string bar = "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "]";
+  std::string bar(kWidth + 2, '.');
+  bar.front() = '[';
+  bar.back() = ']';
+  std::fill_n(bar.begin() + 1, filled, '#');
   char text[160];
   std::snprintf(text, sizeof text, " %5.1f/%.1f s  %llu renders  %.0f/s", elapsed, total,
                 static_cast<unsigned long long>(renders),
