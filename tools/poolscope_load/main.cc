@@ -27,6 +27,9 @@ int run(int argc, char** argv) {
   double checkout_timeout = options.checkout_timeout.count();
   std::string json_path;
   bool no_progress = false;
+  std::string scenario = "widget";
+  double leak_threshold = 0;
+  double churn_threshold = 0;
 
   CLI::App app{"poolscope-load: the dashboard-widget session-churn scenario, measured"};
   app.add_option("--db", options.url,
@@ -53,6 +56,20 @@ int run(int argc, char** argv) {
   app.add_option("--checkout-timeout", checkout_timeout, "Seconds an acquire may wait")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--scenario", scenario,
+                 "widget: render as fast as possible; leak: the same plus one export that "
+                 "holds its lease past --leak-threshold")
+      ->check(CLI::IsMember({"widget", "leak"}))
+      ->capture_default_str();
+  auto* leak_option = app.add_option("--leak-threshold", leak_threshold,
+                                     "Seconds a lease may be held before it is reported "
+                                     "(default 2 for --scenario leak, else 30)")
+                          ->check(CLI::PositiveNumber);
+  auto* churn_option =
+      app.add_option("--churn-threshold", churn_threshold,
+                     "Acquires per second at one call site that count as churn (default: "
+                     "10 checkouts per render at the current render rate)")
+          ->check(CLI::NonNegativeNumber);
   app.add_option("--json", json_path, "Write the figures as JSON to PATH, or - for stdout");
   app.add_flag("--no-progress", no_progress, "Do not draw the progress bar");
   try {
@@ -65,6 +82,10 @@ int run(int argc, char** argv) {
   options.duration = std::chrono::duration<double>(duration);
   options.checkout_timeout = std::chrono::duration<double>(checkout_timeout);
   options.progress = !no_progress;
+  options.scenario = scenario == "leak" ? poolscope::load::Scenario::kLeak
+                                        : poolscope::load::Scenario::kWidget;
+  if (leak_option->count() > 0) options.leak_threshold = std::chrono::duration<double>(leak_threshold);
+  if (churn_option->count() > 0) options.churn_threshold = churn_threshold;
 
   poolscope::load::RunResult result;
   try {
@@ -72,6 +93,9 @@ int run(int argc, char** argv) {
   } catch (const poolscope::Error& e) {
     std::fprintf(stderr, "poolscope-load: %s\n", e.what());
     return 1;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "poolscope-load: %s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "poolscope-load: setting up %s failed: %s\n",
                  poolscope::redact_url(options.url).c_str(), e.what());

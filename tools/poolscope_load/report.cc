@@ -1,5 +1,6 @@
 #include "report.h"
 
+#include <chrono>
 #include <string>
 
 namespace poolscope::load {
@@ -49,11 +50,46 @@ void print_summary(std::FILE* out, const RunResult& r) {
   row(out, "timeouts", std::to_string(r.timeouts));
   row(out, "errors", std::to_string(r.errors));
   if (!r.first_error.empty()) row(out, "first error", r.first_error);
+  if (r.traced) {
+    row(out, "churn warnings", std::to_string(r.tracer.churn_warnings) + "  (threshold " +
+                                   number(r.churn_threshold, 0) + " acquires/s at one site)");
+    row(out, "leaks reported", std::to_string(r.tracer.leaks_reported) + "  (" +
+                                   std::to_string(r.tracer.leaks_returned) + " came back later)");
+    std::fprintf(out, "\n  top call sites (by checkouts)\n");
+    std::fprintf(out, "    %-36s %10s %8s %9s %6s %10s %10s %5s\n", "site", "checkouts", "/render",
+                 "reuses", "opened", "avg hold", "max hold", "leaks");
+    int shown = 0;
+    for (const tracing::SiteStats& s : r.sites) {
+      if (shown == 5 || (s.acquires == 0 && s.reuses == 0)) continue;
+      ++shown;
+      const double avg = s.acquires > 0 ? std::chrono::duration<double>(s.total_hold).count() /
+                                              static_cast<double>(s.acquires)
+                                        : 0;
+      std::fprintf(out, "    %-36s %10llu %8.2f %9llu %6llu %10s %10s %5llu\n", s.name.c_str(),
+                   static_cast<unsigned long long>(s.acquires), r.per_render(s.acquires),
+                   static_cast<unsigned long long>(s.reuses),
+                   static_cast<unsigned long long>(s.connections_opened), duration_text(avg).c_str(),
+                   duration_text(std::chrono::duration<double>(s.max_hold).count()).c_str(),
+                   static_cast<unsigned long long>(s.leaks));
+    }
+  }
   std::fflush(out);
 }
 
 nlohmann::json to_json(const RunResult& r) {
-  return {
+  nlohmann::json sites = nlohmann::json::array();
+  for (const tracing::SiteStats& s : r.sites) {
+    sites.push_back({{"site", s.name},
+                     {"acquires", s.acquires},
+                     {"acquires_per_render", r.per_render(s.acquires)},
+                     {"reuses", s.reuses},
+                     {"connections_opened", s.connections_opened},
+                     {"total_hold_s", std::chrono::duration<double>(s.total_hold).count()},
+                     {"max_hold_s", std::chrono::duration<double>(s.max_hold).count()},
+                     {"timeouts", s.timeouts},
+                     {"leaks", s.leaks}});
+  }
+  nlohmann::json out = {
       {"scenario", r.scenario},
       {"mode", r.mode},
       {"backend", r.backend},
@@ -76,6 +112,16 @@ nlohmann::json to_json(const RunResult& r) {
       {"errors", r.errors},
       {"first_error", r.first_error},
   };
+  if (r.traced) {
+    out["sites"] = std::move(sites);
+    out["folded_sites"] = r.folded_sites;
+    out["churn_warnings"] = r.tracer.churn_warnings;
+    out["churn_threshold"] = r.churn_threshold;
+    out["leaks_reported"] = r.tracer.leaks_reported;
+    out["leaks_returned"] = r.tracer.leaks_returned;
+    out["leak_threshold_s"] = r.leak_threshold_s;
+  }
+  return out;
 }
 
 }  // namespace poolscope::load

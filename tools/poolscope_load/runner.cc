@@ -1,20 +1,26 @@
 #include "runner.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "console.h"
+#include "log_sink.h"
 #include "poolscope/pool/errors.h"
 
 namespace poolscope::load {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using Seconds = std::chrono::duration<double>;
 
 struct alignas(64) Worker {
   std::atomic<std::uint64_t> renders{0};
@@ -39,18 +45,61 @@ std::string progress_bar(double elapsed, double total, std::uint64_t renders) {
   return bar + text;
 }
 
+// The render rate over the last second, from samples taken each tick.
+class RenderRate {
+ public:
+  void sample(Clock::time_point now, std::uint64_t renders) {
+    samples_.push_back({now, renders});
+    while (samples_.size() > 1 && samples_[1].first <= now - std::chrono::seconds(1)) {
+      samples_.pop_front();
+    }
+  }
+  // Renders per second, once half a second has been seen; 0 before.
+  double per_second() const {
+    const double span = Seconds(samples_.back().first - samples_.front().first).count();
+    if (span < 0.5) return 0;
+    return static_cast<double>(samples_.back().second - samples_.front().second) / span;
+  }
+
+ private:
+  std::deque<std::pair<Clock::time_point, std::uint64_t>> samples_;
+};
+
+// Names show in leak reports and in top(1).
+void name_thread(const std::string& name) {
+  ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+}
+
 }  // namespace
 
+std::string_view to_string(Scenario scenario) noexcept {
+  return scenario == Scenario::kLeak ? "leak" : "widget";
+}
+
 RunResult run(const RunOptions& options) {
+  if (options.scenario == Scenario::kLeak && options.mode == Mode::kNaive) {
+    throw std::invalid_argument("the leak scenario needs a pool: use --mode pool or --mode reuse");
+  }
   const ConnectionUrl url = ConnectionUrl::parse(options.url);
   PoolConfig config;
   config.url = options.url;
   config.name = "load";
   config.pool_size = options.pool_size;
   config.max_overflow = options.max_overflow;
-  config.checkout_timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(options.checkout_timeout);
+  config.checkout_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options.checkout_timeout);
   Pool pool(config);
+
+  const Seconds leak_threshold = options.leak_threshold.value_or(
+      options.scenario == Scenario::kLeak ? Seconds(2.0) : Seconds(30.0));
+  std::optional<tracing::Tracer> tracer;
+  if (options.mode != Mode::kNaive) {
+    tracing::TracerConfig tc;
+    tc.logger = console_logger();
+    tc.leak_threshold = std::chrono::duration_cast<std::chrono::milliseconds>(leak_threshold);
+    tc.churn_window = std::chrono::seconds(1);
+    tc.churn_threshold = options.churn_threshold.value_or(0);  // auto: set once renders are seen
+    tracer.emplace(pool, tc);
+  }
 
   std::vector<Transaction> rows;
   {
@@ -60,10 +109,18 @@ RunResult run(const RunOptions& options) {
   }
   const PoolStats before = pool.stats();
 
-  std::vector<Worker> workers(static_cast<std::size_t>(options.threads));
-  for (Worker& w : workers) {
-    w.renderer = std::make_unique<WidgetRenderer>(options.mode, &pool, url);
+  // The leak scenario holds one lease for 1.5 leak thresholds: long enough to
+  // be reported, short enough to come back (and be logged) within the run.
+  const Seconds leak_hold = leak_threshold * 1.5;
+  Seconds duration = options.duration;
+  if (options.scenario == Scenario::kLeak && duration < leak_hold + Seconds(0.5)) {
+    duration = leak_hold + Seconds(0.5);
+    Console::instance().line("poolscope-load: running " + std::to_string(duration.count()).substr(0, 4) +
+                             " s so the held lease passes leak_threshold and comes back");
   }
+
+  std::vector<Worker> workers(static_cast<std::size_t>(options.threads));
+  for (Worker& w : workers) w.renderer = std::make_unique<WidgetRenderer>(options.mode, &pool, url);
   std::atomic<bool> stop{false};
   std::mutex error_mu;
   std::string first_error;
@@ -71,7 +128,8 @@ RunResult run(const RunOptions& options) {
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (Worker& w : workers) {
-    threads.emplace_back([&] {
+    threads.emplace_back([&, n = threads.size()] {
+      name_thread("render-" + std::to_string(n + 1));
       while (!stop.load(std::memory_order_relaxed)) {
         try {
           w.checksum += w.renderer->render(rows);
@@ -86,26 +144,42 @@ RunResult run(const RunOptions& options) {
       }
     });
   }
+  if (options.scenario == Scenario::kLeak) {
+    threads.emplace_back([&] {
+      name_thread("slow-export");
+      try {
+        slow_export(pool, leak_hold, stop);
+      } catch (const std::exception& e) {
+        std::lock_guard lock(error_mu);
+        if (first_error.empty()) first_error = e.what();
+      }
+    });
+  }
 
-  const double total = options.duration.count();
+  const double total = duration.count();
   const bool bar = options.progress && Console::is_terminal();
+  RenderRate rate;
   for (;;) {
-    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const auto now = Clock::now();
+    const double elapsed = Seconds(now - start).count();
     if (elapsed >= total) break;
-    if (bar) {
-      std::uint64_t renders = 0;
-      for (const Worker& w : workers) renders += w.renders.load(std::memory_order_relaxed);
-      Console::instance().progress(progress_bar(elapsed, total, renders));
+    std::uint64_t renders = 0;
+    for (const Worker& w : workers) renders += w.renders.load(std::memory_order_relaxed);
+    rate.sample(now, renders);
+    if (tracer && !options.churn_threshold && rate.per_second() > 0) {
+      tracer->set_churn_threshold(options.churn_per_render * rate.per_second());
     }
+    if (bar) Console::instance().progress(progress_bar(elapsed, total, renders));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   stop = true;
   for (std::thread& t : threads) t.join();
-  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const double elapsed = Seconds(Clock::now() - start).count();
   if (bar) Console::instance().progress("");
 
   const PoolStats after = pool.stats();
   RunResult result;
+  result.scenario = std::string(to_string(options.scenario));
   result.mode = std::string(to_string(options.mode));
   result.backend = std::string(to_string(url.backend()));
   result.url = url.redacted();
@@ -133,6 +207,14 @@ RunResult run(const RunOptions& options) {
   result.acquire_p50_s = latency.quantile_seconds(0.50);
   result.acquire_p99_s = latency.quantile_seconds(0.99);
   result.first_error = first_error;
+  if (tracer) {
+    result.traced = true;
+    result.sites = tracer->sites();
+    result.folded_sites = tracer->folded_sites();
+    result.tracer = tracer->stats();
+    result.churn_threshold = tracer->churn_threshold();
+    result.leak_threshold_s = leak_threshold.count();
+  }
   return result;
 }
 

@@ -1,18 +1,27 @@
 // Runs a poolscope-load scenario: worker threads render until the duration
 // is up while the main thread draws the progress bar; the figures come from
-// the pool's own statistics.
+// the pool's own statistics and the tracer's site table.
 
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "poolscope/tracing/tracer.h"
 #include "widget.h"
 
 namespace poolscope::load {
 
+enum class Scenario {
+  kWidget,  // the dashboard widget, rendered as fast as the threads can
+  kLeak,    // the widget, plus one export that holds its lease past leak_threshold
+};
+
 struct RunOptions {
+  Scenario scenario = Scenario::kWidget;
   Mode mode = Mode::kPool;
   std::string url = "sqlite://poolscope-demo.db";
   int threads = 4;
@@ -21,10 +30,16 @@ struct RunOptions {
   std::size_t max_overflow = 20;
   std::chrono::duration<double> checkout_timeout{30.0};
   bool progress = true;
+  // Leases held longer are reported. Default: 2 s in the leak scenario, else 30 s.
+  std::optional<std::chrono::duration<double>> leak_threshold;
+  // Acquires per second at one site that count as churn. Default (nullopt):
+  // churn_per_render checkouts per render at the current render rate.
+  std::optional<double> churn_threshold;
+  double churn_per_render = 10;
 };
 
 struct RunResult {
-  std::string scenario = "widget";
+  std::string scenario;
   std::string mode;
   std::string backend;
   std::string url;  // redacted
@@ -42,14 +57,25 @@ struct RunResult {
   double acquire_p99_s = 0;
   std::string first_error;
 
+  // Tracing (pool and reuse modes).
+  bool traced = false;
+  std::vector<tracing::SiteStats> sites;  // by checkouts, "other" last
+  std::uint64_t folded_sites = 0;
+  tracing::TracerStats tracer;
+  double churn_threshold = 0;  // at the end of the run
+  double leak_threshold_s = 0;
+
   double renders_per_s() const { return duration_s > 0 ? static_cast<double>(renders) / duration_s : 0; }
   double per_render(std::uint64_t n) const {
     return renders > 0 ? static_cast<double>(n) / static_cast<double>(renders) : 0;
   }
 };
 
-// Seeds the database and runs the widget scenario. Throws poolscope::Error
-// (BadUrl, ConnectError...) when the database cannot be set up.
+std::string_view to_string(Scenario scenario) noexcept;
+
+// Seeds the database and runs the scenario. Throws poolscope::Error (BadUrl,
+// ConnectError...) when the database cannot be set up, std::invalid_argument
+// for options that do not fit together.
 RunResult run(const RunOptions& options);
 
 }  // namespace poolscope::load

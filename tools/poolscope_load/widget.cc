@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <thread>
 
 namespace poolscope::load {
 namespace {
@@ -87,6 +88,16 @@ std::vector<Transaction> load_open_transactions(soci::session& sql) {
     rows.push_back({r.get<int>(0), r.get<int>(1), r.get<std::string>(2), r.get<int>(3)});
   }
   return rows;
+}
+
+void slow_export(Pool& pool, std::chrono::duration<double> hold, const std::atomic<bool>& stop) {
+  Lease sql = pool.acquire();
+  int open = 0;
+  *sql << "SELECT count(*) FROM transactions WHERE status = 'OPEN'", soci::into(open);
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(hold);
+  while (Clock::now() < until && !stop.load(std::memory_order_relaxed)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 Account::Account(int id, SettingsSource& settings)

@@ -15,6 +15,8 @@
 
 #include <soci/soci.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -71,6 +73,10 @@ class Account {
   std::string api_secret_;
   bool paper_;
 };
+
+// The leak scenario's culprit: a report export that keeps its lease for
+// `hold` (or until stop) while it "formats", far past leak_threshold.
+void slow_export(Pool& pool, std::chrono::duration<double> hold, const std::atomic<bool>& stop);
 
 // Renders the widget for one worker thread. Not thread-safe: one per thread.
 class WidgetRenderer {

@@ -1,0 +1,123 @@
+// SiteRegistry: interns call sites and keeps their statistics, built so a
+// traced checkout costs a thread-local lookup and a few plain stores.
+//
+// Every thread that reports to a registry gets its own table of counters,
+// one entry per site, written only by that thread (relaxed load + store, no
+// read-modify-write, no shared cache line). Snapshots sum the tables; a
+// thread's table is folded into the totals and recycled when it exits. A
+// thread-local direct-mapped cache maps a std::source_location (by the
+// addresses of its strings and its line) to the thread's counters, so a hit
+// neither locks nor allocates; a miss interns the site under the mutex.
+// Past max_sites, new sites fold into "other".
+//
+// The class is thread-safe. No concurrent call to any API of this type causes
+// a data race.
+
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <source_location>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "poolscope/pool/mutex.h"
+#include "poolscope/tracing/site_stats.h"
+
+namespace poolscope::tracing::detail {
+
+using poolscope::detail::Mutex;
+using poolscope::detail::MutexLock;
+
+// One thread's counters for one site. Written by that thread only.
+struct SiteCounters {
+  std::atomic<std::uint64_t> acquires{0};
+  std::atomic<std::uint64_t> reuses{0};
+  std::atomic<std::uint64_t> hold_ns{0};
+  std::atomic<std::uint64_t> max_hold_ns{0};
+};
+
+// Single-writer increment: a plain load and store, no locked instruction.
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+inline void raise_max(std::atomic<std::uint64_t>& counter, std::uint64_t value) noexcept {
+  if (value > counter.load(std::memory_order_relaxed)) {
+    counter.store(value, std::memory_order_relaxed);
+  }
+}
+
+class SiteRegistry : public std::enable_shared_from_this<SiteRegistry> {
+ public:
+  // REQUIRES: max_sites >= 1. Create with std::make_shared.
+  explicit SiteRegistry(std::size_t max_sites);
+  ~SiteRegistry();
+
+  struct Entry {
+    std::uint32_t index;      // the site's index (max_sites for "other")
+    SiteCounters* counters;   // the calling thread's counters for it
+  };
+
+  // The calling thread's entry for site, interning the site on first sight.
+  Entry lookup(const std::source_location& site);
+
+  // Rare events, counted per site in shared atomics.
+  void add_opened(std::uint32_t index) noexcept;
+  void add_timeout(std::uint32_t index) noexcept;
+  void add_leak(std::uint32_t index) noexcept;
+
+  // "file:function():line" of an interned site ("other" for the fold).
+  std::string name(std::uint32_t index) const;
+
+  std::vector<SiteStats> snapshot() const;
+  // Acquires per site index (cheaper than snapshot(), for churn sampling).
+  std::vector<std::uint64_t> acquires() const;
+  std::uint64_t folded() const;
+  std::size_t max_sites() const noexcept { return max_sites_; }
+
+  // Called by a thread's bindings when the thread exits.
+  void retire(SiteCounters* table) noexcept;
+
+ private:
+  struct Site;
+  struct Key {
+    const char* file;
+    const char* function;
+    std::uint32_t line;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept;
+  };
+
+  Entry lookup_slow(const std::source_location& site);
+  std::uint32_t intern_locked(const std::source_location& site) POOLSCOPE_REQUIRES(mu_);
+  SiteCounters* thread_table_locked() POOLSCOPE_REQUIRES(mu_);
+  void sum_locked(std::uint32_t index, SiteStats* out) const POOLSCOPE_REQUIRES(mu_);
+
+  // Constant after construction.
+  const std::uint64_t id_;  // unique per process, never reused
+  const std::size_t max_sites_;
+
+  // max_sites_ named sites, then "other". The array is constant; a site's
+  // name fields are written once under mu_, its counters are atomics.
+  const std::unique_ptr<Site[]> sites_;
+
+  // State below is protected by mu_.
+  mutable Mutex mu_;
+  std::uint32_t named_ POOLSCOPE_GUARDED_BY(mu_) = 0;  // sites interned so far
+  std::unordered_map<Key, std::uint32_t, KeyHash> by_key_ POOLSCOPE_GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::uint32_t> by_name_ POOLSCOPE_GUARDED_BY(mu_);
+  std::unordered_set<std::string> folded_ POOLSCOPE_GUARDED_BY(mu_);
+  // Per-thread tables (max_sites_ + 1 entries each); live ones are summed.
+  std::vector<std::unique_ptr<SiteCounters[]>> tables_ POOLSCOPE_GUARDED_BY(mu_);
+  std::vector<SiteCounters*> free_tables_ POOLSCOPE_GUARDED_BY(mu_);
+  // Counts of threads that exited, per site.
+  std::unique_ptr<SiteCounters[]> retired_ POOLSCOPE_GUARDED_BY(mu_);
+};
+
+}  // namespace poolscope::tracing::detail

@@ -1,0 +1,138 @@
+#include "tracer_state.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <stdexcept>
+
+#include "pool_tracer.h"
+#include "poolscope/pool/site.h"
+
+namespace poolscope::tracing::detail {
+namespace {
+
+std::shared_ptr<spdlog::logger> default_logger() {
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  if (auto logger = spdlog::get("poolscope")) return logger;
+  return spdlog::stderr_color_mt("poolscope");
+}
+
+}  // namespace
+
+std::string human_duration(std::chrono::nanoseconds d) {
+  const double ns = static_cast<double>(d.count());
+  char text[48];
+  if (ns < 1e3) {
+    std::snprintf(text, sizeof text, "%.0f ns", ns);
+  } else if (ns < 1e6) {
+    std::snprintf(text, sizeof text, "%.0f us", ns / 1e3);
+  } else if (ns < 1e9) {
+    std::snprintf(text, sizeof text, "%.1f ms", ns / 1e6);
+  } else if (ns < 60e9) {
+    std::snprintf(text, sizeof text, "%.1f s", ns / 1e9);
+  } else {
+    const auto seconds = static_cast<long long>(ns / 1e9);
+    std::snprintf(text, sizeof text, "%lldm %02llds", seconds / 60, seconds % 60);
+  }
+  return text;
+}
+
+std::string thread_name(std::uint64_t tid) {
+  std::ifstream comm("/proc/self/task/" + std::to_string(tid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
+TracerState::TracerState(TracerConfig config)
+    : churn_threshold(config.churn_threshold),
+      config_(std::move(config)),
+      logger_(config_.logger != nullptr ? config_.logger : default_logger()),
+      registry_(std::make_shared<SiteRegistry>(config_.max_sites)) {}
+
+void TracerState::attach(Pool& pool, std::shared_ptr<TracerState> self) {
+  MutexLock lock(mu_);
+  for (const Attached& a : pools_) {
+    if (a.pool == &pool) {
+      throw std::invalid_argument("Tracer::attach: pool '" + pool.name() + "' is already attached");
+    }
+  }
+  auto tracer = std::make_shared<PoolTracer>(std::move(self), pool);
+  pool.add_observer(tracer);
+  pools_.push_back({&pool, std::move(tracer)});
+}
+
+void TracerState::detach(Pool& pool) {
+  MutexLock lock(mu_);
+  for (auto it = pools_.begin(); it != pools_.end(); ++it) {
+    if (it->pool == &pool) {
+      pool.remove_observer(it->tracer.get());
+      std::erase_if(leaks_, [&](const auto& leak) { return std::get<0>(leak.first) == it->tracer.get(); });
+      open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);
+      pools_.erase(it);
+      return;
+    }
+  }
+}
+
+void TracerState::detach_all() {
+  MutexLock lock(mu_);
+  for (Attached& a : pools_) a.pool->remove_observer(a.tracer.get());
+  pools_.clear();
+  leaks_.clear();
+  open_leaks_.store(0, std::memory_order_relaxed);
+}
+
+void TracerState::pool_closed(const PoolTracer* tracer) {
+  MutexLock lock(mu_);
+  std::erase_if(pools_, [tracer](const Attached& a) { return a.tracer.get() == tracer; });
+  std::erase_if(leaks_, [tracer](const auto& leak) { return std::get<0>(leak.first) == tracer; });
+  open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);
+}
+
+void TracerState::scan_leaks() {
+  const std::chrono::nanoseconds threshold = config_.leak_threshold;
+  if (threshold.count() == 0) return;
+  MutexLock lock(mu_);
+  for (const Attached& a : pools_) {
+    for (const LeaseInfo& lease : a.pool->active_leases()) {  // longest held first
+      if (lease.held < threshold) break;
+      const LeakKey key{a.tracer.get(), lease.slot, lease.checkout};
+      if (leaks_.contains(key)) continue;
+      std::string site = format_site(lease.site);
+      registry_->add_leak(registry_->lookup(lease.site).index);
+      std::string text = "Possible session leak: connection " + std::to_string(lease.connection_id) +
+                         " (pool=" + a.tracer->pool_name() + ") held for " +
+                         human_duration(lease.held) + " by " + site + " on thread " +
+                         std::to_string(lease.thread);
+      if (std::string name = thread_name(lease.thread); !name.empty()) text += " (" + name + ")";
+      text += ", past leak_threshold " + human_duration(threshold);
+      const StackTrace stack = a.tracer->stack(lease.slot, lease.checkout);
+      for (const std::string& caller : stack.callers_of(lease.site, config_.stack_depth)) {
+        text += "\n    called from " + caller;
+      }
+      logger_->warn("{}", text);
+      leaks_reported.fetch_add(1, std::memory_order_relaxed);
+      leaks_.emplace(key, std::move(site));
+      open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);
+    }
+  }
+}
+
+void TracerState::lease_returned_slow(const PoolTracer* tracer, std::uint32_t slot,
+                                      std::uint64_t checkout, std::chrono::nanoseconds held) {
+  MutexLock lock(mu_);
+  const auto it = leaks_.find(LeakKey{tracer, slot, checkout});
+  if (it == leaks_.end()) return;
+  logger_->info("Previously reported leaked lease was returned: pool={}, site {}, held for {}",
+                tracer->pool_name(), it->second, human_duration(held));
+  leaks_.erase(it);
+  leaks_returned.fetch_add(1, std::memory_order_relaxed);
+  open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);
+}
+
+}  // namespace poolscope::tracing::detail
