@@ -13,6 +13,10 @@
 #include <string>
 
 #include "poolscope/pool/pool.h"
+#include "poolscope/tracing/tracer.h"
+
+#include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
 
 namespace {
 
@@ -58,6 +62,37 @@ poolscope::Pool& poolscope_pool(std::size_t size) {
   return *pool;
 }
 
+// Tracers as shipped by default (sites, per-site statistics, leak and churn
+// detection on), and the same with stack capture, attached to their own pools.
+poolscope::tracing::TracerConfig tracer_config(bool stacks) {
+  poolscope::tracing::TracerConfig config;
+  config.logger = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  config.capture_stacks = stacks;
+  return config;
+}
+
+poolscope::Pool& traced_pool(std::size_t size, bool stacks) {
+  struct Traced {
+    std::unique_ptr<poolscope::Pool> pool;
+    std::unique_ptr<poolscope::tracing::Tracer> tracer;
+  };
+  static Traced traced[2][2];
+  static std::once_flag once[2][2];
+  const int s = size == kSmallPool ? 0 : 1;
+  std::call_once(once[s][stacks], [&] {
+    poolscope::PoolConfig config;
+    config.url = "sqlite://" + database_file();
+    config.name = std::string("traced-") + (stacks ? "stacks-" : "") + std::to_string(size);
+    config.pool_size = size;
+    config.max_overflow = 0;
+    config.min_idle = size;
+    traced[s][stacks].pool = std::make_unique<poolscope::Pool>(config);
+    traced[s][stacks].tracer =
+        std::make_unique<poolscope::tracing::Tracer>(*traced[s][stacks].pool, tracer_config(stacks));
+  });
+  return *traced[s][stacks].pool;
+}
+
 // soci::session sql(pool): SOCI's RAII lease.
 void BM_SociConnectionPoolSession(benchmark::State& state) {
   soci::connection_pool& pool = soci_pool(pool_size_for(state));
@@ -86,6 +121,24 @@ void BM_PoolAcquireRelease(benchmark::State& state) {
   }
 }
 
+// The same with tracing on, as shipped by default.
+void BM_PoolAcquireReleaseTraced(benchmark::State& state) {
+  poolscope::Pool& pool = traced_pool(pool_size_for(state), /*stacks=*/false);
+  for (auto _ : state) {
+    poolscope::Lease lease = pool.acquire();
+    benchmark::DoNotOptimize(&*lease);
+  }
+}
+
+// Tracing with a stack captured on every checkout.
+void BM_PoolAcquireReleaseTracedStacks(benchmark::State& state) {
+  poolscope::Pool& pool = traced_pool(pool_size_for(state), /*stacks=*/true);
+  for (auto _ : state) {
+    poolscope::Lease lease = pool.acquire();
+    benchmark::DoNotOptimize(&*lease);
+  }
+}
+
 // A nested acquire() on a thread that already holds a lease.
 void BM_PoolNestedReuse(benchmark::State& state) {
   poolscope::Pool& pool = poolscope_pool(pool_size_for(state));
@@ -99,6 +152,8 @@ void BM_PoolNestedReuse(benchmark::State& state) {
 BENCHMARK(BM_SociConnectionPoolSession)->Threads(1)->Threads(2)->Threads(16)->UseRealTime();
 BENCHMARK(BM_SociConnectionPoolLease)->Threads(1)->Threads(2)->Threads(16)->UseRealTime();
 BENCHMARK(BM_PoolAcquireRelease)->Threads(1)->Threads(2)->Threads(16)->UseRealTime();
+BENCHMARK(BM_PoolAcquireReleaseTraced)->Threads(1)->Threads(2)->Threads(16)->UseRealTime();
+BENCHMARK(BM_PoolAcquireReleaseTracedStacks)->Threads(1)->Threads(2)->UseRealTime();
 // Every thread holds an outer lease, so this needs a connection per thread: no 16.
 BENCHMARK(BM_PoolNestedReuse)->Threads(1)->Threads(2)->UseRealTime();
 

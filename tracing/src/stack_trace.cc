@@ -68,11 +68,18 @@ std::string StackFrame::format() const {
   return out;
 }
 
-StackTrace StackTrace::capture() noexcept {
+// Not inlined, so __builtin_return_address(0) is the address in the caller
+// where the trace starts; whatever lies below it (this function, a
+// sanitizer's interceptor around backtrace()) is dropped.
+[[gnu::noinline]] StackTrace StackTrace::capture() noexcept {
+  void* const caller = __builtin_return_address(0);
   StackTrace trace;
-  void* frames[kMaxFrames + 1];
-  const int n = ::backtrace(frames, static_cast<int>(kMaxFrames + 1));
-  for (int i = 1; i < n; ++i) {  // frame 0 is capture() itself
+  void* frames[kMaxFrames + 4];
+  const int n = ::backtrace(frames, static_cast<int>(kMaxFrames + 4));
+  int first = 0;
+  while (first < n && frames[first] != caller) ++first;
+  if (first == n) first = 1;  // not found: drop this function's own frame
+  for (int i = first; i < n && trace.size_ < kMaxFrames; ++i) {
     trace.frames_[trace.size_++] = reinterpret_cast<std::uintptr_t>(frames[i]);
   }
   return trace;
