@@ -2,8 +2,11 @@
 #
 #   poolscope_target_defaults(<target>)
 
+# -Wmissing-field-initializers is off: it flags designated initializers
+# ({.url = ..., .pool_size = 4}) that leave fields at their defaults, which
+# is how poolscope's configs are meant to be written.
 set(_poolscope_warnings -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
-    -Woverloaded-virtual)
+    -Woverloaded-virtual -Wno-missing-field-initializers)
 if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
   list(APPEND _poolscope_warnings -Wthread-safety)
 endif()

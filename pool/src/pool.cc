@@ -13,6 +13,8 @@ std::atomic<std::uint64_t> g_next_pool_number{1};
 
 }  // namespace
 
+std::uint64_t checkouts_on_this_thread() noexcept { return detail::thread_checkouts(); }
+
 Pool::Pool(PoolConfig config) {
   if (config.name.empty()) {
     config.name = "pool-" + std::to_string(g_next_pool_number.fetch_add(1, std::memory_order_relaxed));

@@ -36,6 +36,7 @@ constexpr int kThreadEntries = 8;
 thread_local ThreadEntry t_entries[kThreadEntries];
 thread_local std::uint64_t t_token = 0;
 thread_local std::uint64_t t_os_tid = 0;
+thread_local std::uint64_t t_checkouts = 0;
 
 std::atomic<std::uint64_t> g_next_token{1};
 std::atomic<std::uint64_t> g_next_pool_id{1};
@@ -124,6 +125,8 @@ std::string trim(std::string s) {
 }
 
 }  // namespace
+
+std::uint64_t thread_checkouts() noexcept { return t_checkouts; }
 
 struct PoolCore::Waiter {
   CondVar cv;
@@ -234,6 +237,7 @@ Lease PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     entry->hint = slot;
     if (share) entry->held = slot;
   }
+  ++t_checkouts;
   const std::uint64_t id = slot->connection_id.load(kRelaxed);
   notify([&](PoolObserver& o) {
     o.on_checkout({config_.name, id, slot->index, seq / 2 + 1, site, os_thread_id(), waited});

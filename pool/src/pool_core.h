@@ -42,6 +42,9 @@
 
 namespace poolscope::detail {
 
+// See poolscope::checkouts_on_this_thread().
+std::uint64_t thread_checkouts() noexcept;
+
 class PoolCore {
  public:
   // config is validated and its url already parsed into url.

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <source_location>
@@ -38,6 +39,10 @@
 #include "poolscope/pool/url.h"
 
 namespace poolscope {
+
+// Physical checkouts (not nested reuses) made by the calling thread so far,
+// from every pool. The caches use it to measure what a load cost.
+std::uint64_t checkouts_on_this_thread() noexcept;
 
 class Pool {
  public:

@@ -1,0 +1,494 @@
+// TtlCache's implementation; included by ttl_cache.h only.
+//
+// Invariants, per shard and under its mutex: every entry of `map` is in the
+// LRU list exactly once (head = most recently used); `bytes` is the sum of the
+// entries' sizes; `flights` holds at most one running load per key, and a
+// load that an invalidation covered is marked stale and removed from it.
+
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <condition_variable>
+#include <mutex>
+
+namespace poolscope::cache {
+
+template <class K, class V, class Hash, class Eq>
+struct TtlCache<K, V, Hash, Eq>::Node {
+  V value;
+  std::chrono::steady_clock::time_point expires;  // time_point::max(): never
+  std::chrono::steady_clock::time_point loaded;
+  std::uint64_t cost = 0;  // sessions a hit avoids
+  std::size_t bytes = 0;
+  bool read_since_load = false;
+  const K* key = nullptr;  // the map's own key
+  Node* prev = nullptr;
+  Node* next = nullptr;
+};
+
+template <class K, class V, class Hash, class Eq>
+struct TtlCache<K, V, Hash, Eq>::Flight {
+  poolscope::detail::CondVar done_cv;
+  bool done = false;
+  bool stale = false;  // invalidated while loading: not cached
+  std::optional<V> value;
+  std::exception_ptr error;
+  std::uint64_t cost = 0;
+};
+
+template <class K, class V, class Hash, class Eq>
+struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
+  using Map = std::unordered_map<K, Node, Hash, Eq>;
+
+  mutable poolscope::detail::Mutex mu;
+  Map map;
+  std::unordered_map<K, std::shared_ptr<Flight>, Hash, Eq> flights;
+  Node* head = nullptr;
+  Node* tail = nullptr;
+  std::size_t capacity = 0;
+  std::uint64_t bytes = 0;
+  CacheStats counts;  // entries and bytes filled in by stats()
+
+  void unlink(Node* n) noexcept {
+    (n->prev != nullptr ? n->prev->next : head) = n->next;
+    (n->next != nullptr ? n->next->prev : tail) = n->prev;
+    n->prev = n->next = nullptr;
+  }
+  void link_front(Node* n) noexcept {
+    n->prev = nullptr;
+    n->next = head;
+    (head != nullptr ? head->prev : tail) = n;
+    head = n;
+  }
+  void touch(Node* n) noexcept {
+    if (head != n) {
+      unlink(n);
+      link_front(n);
+    }
+  }
+  void remove(typename Map::iterator it) {
+    unlink(&it->second);
+    bytes -= it->second.bytes;
+    map.erase(it);
+  }
+  // The hit path: the live entry for key, or null (an expired one is dropped).
+  template <class Q>
+  Node* find_live(const Q& key, std::chrono::steady_clock::time_point now) {
+    auto it = map.find(key);
+    if (it == map.end()) return nullptr;
+    if (it->second.expires <= now) {
+      remove(it);
+      ++counts.evictions_ttl;
+      return nullptr;
+    }
+    return &it->second;
+  }
+  V hit(Node* n) {
+    touch(n);
+    n->read_since_load = true;
+    ++counts.hits;
+    counts.sessions_avoided += n->cost;
+    detail::credit_sessions_avoided(n->cost);
+    return n->value;
+  }
+  void insert(const K& key, const V& value, std::chrono::steady_clock::time_point expires,
+              std::chrono::steady_clock::time_point now, std::uint64_t cost) {
+    auto [it, inserted] = map.try_emplace(key, Node{value, expires, now, cost});
+    Node& n = it->second;
+    if (inserted) {
+      n.key = &it->first;
+      link_front(&n);
+    } else {
+      bytes -= n.bytes;
+      n.value = value;
+      n.expires = expires;
+      n.loaded = now;
+      n.cost = cost;
+      n.read_since_load = false;
+      touch(&n);
+    }
+    n.bytes = sizeof(Node) + 2 * sizeof(void*) + approximate_bytes(key) + approximate_bytes(value);
+    bytes += n.bytes;
+    while (map.size() > capacity) {
+      remove(map.find(*tail->key));
+      ++counts.evictions_capacity;
+    }
+  }
+};
+
+template <class K, class V, class Hash, class Eq>
+TtlCache<K, V, Hash, Eq>::TtlCache(TtlCacheConfig config)
+    : config_((config.validate(), std::move(config))),
+      clock_(config_.clock != nullptr ? config_.clock : default_clock()),
+      // No more shards than entries, so each can hold at least one.
+      shard_mask_(std::min(config_.shards, std::bit_floor(config_.max_entries)) - 1),
+      shard_capacity_(config_.max_entries / (shard_mask_ + 1)),
+      shards_(new Shard[shard_mask_ + 1]) {
+  const std::size_t extra = config_.max_entries % (shard_mask_ + 1);
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    shards_[i].capacity = shard_capacity_ + (i < extra ? 1 : 0);
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+TtlCache<K, V, Hash, Eq>::~TtlCache() = default;
+
+template <class K, class V, class Hash, class Eq>
+template <class Q>
+auto TtlCache<K, V, Hash, Eq>::shard_for(const Q& key) const noexcept -> Shard& {
+  std::size_t h = Hash{}(key);
+  h ^= h >> 17;
+  h *= 0x9E3779B97F4A7C15ull;
+  return shards_[(h >> 32) & shard_mask_];
+}
+
+template <class K, class V, class Hash, class Eq>
+std::chrono::steady_clock::time_point TtlCache<K, V, Hash, Eq>::expiry(
+    std::chrono::steady_clock::time_point now, std::optional<std::chrono::milliseconds> ttl) const {
+  const std::chrono::milliseconds d = ttl.value_or(config_.ttl);
+  if (d.count() < 0) throw std::invalid_argument("TtlCache: a TTL must not be negative");
+  return d.count() == 0 ? std::chrono::steady_clock::time_point::max() : now + d;
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class Q>
+std::optional<V> TtlCache<K, V, Hash, Eq>::get(const Q& key) {
+  Shard& s = shard_for(key);
+  const auto now = clock_->now();
+  poolscope::detail::MutexLock lock(s.mu);
+  if (Node* n = s.find_live(key, now)) return s.hit(n);
+  ++s.counts.misses;
+  return std::nullopt;
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::put(const K& key, V value, std::optional<std::chrono::milliseconds> ttl) {
+  Shard& s = shard_for(key);
+  const auto now = clock_->now();
+  const auto expires = expiry(now, ttl);
+  poolscope::detail::MutexLock lock(s.mu);
+  s.insert(key, value, expires, now, 0);
+  // A running load would overwrite this newer value: make it stale.
+  if (auto it = s.flights.find(key); it != s.flights.end()) {
+    it->second->stale = true;
+    s.flights.erase(it);
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class F>
+V TtlCache<K, V, Hash, Eq>::get_or_load(const K& key, F&& loader,
+                                        std::optional<std::chrono::milliseconds> ttl) {
+  return load(shard_for(key), key, std::forward<F>(loader), ttl, /*refresh=*/false);
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class F>
+V TtlCache<K, V, Hash, Eq>::load(Shard& s, const K& key, F&& loader,
+                                 std::optional<std::chrono::milliseconds> ttl, bool refresh) {
+  std::shared_ptr<Flight> flight;
+  s.mu.lock();
+  if (!refresh) {
+    if (Node* n = s.find_live(key, clock_->now())) {
+      V value = s.hit(n);
+      s.mu.unlock();
+      return value;
+    }
+    ++s.counts.misses;
+  }
+  if (auto it = s.flights.find(key); it != s.flights.end()) {
+    // Someone is loading this key: wait for that result instead.
+    flight = it->second;
+    while (!flight->done) flight->done_cv.wait(s.mu);
+    if (flight->error) {
+      s.mu.unlock();
+      std::rethrow_exception(flight->error);
+    }
+    V value = *flight->value;
+    s.counts.sessions_avoided += flight->cost;
+    detail::credit_sessions_avoided(flight->cost);
+    s.mu.unlock();
+    return value;
+  }
+  flight = std::make_shared<Flight>();
+  s.flights.emplace(key, flight);
+  s.mu.unlock();
+
+  const auto started = std::chrono::steady_clock::now();
+  const std::uint64_t cost_before = detail::session_cost_clock();
+  std::optional<V> value;
+  std::exception_ptr error;
+  try {
+    value.emplace(loader(key));
+  } catch (...) {
+    error = std::current_exception();
+  }
+  const std::uint64_t cost = detail::session_cost_clock() - cost_before;
+  const auto took = std::chrono::steady_clock::now() - started;
+
+  {
+    poolscope::detail::MutexLock lock(s.mu);
+    s.counts.load_time += took;
+    if (error) {
+      ++s.counts.load_failures;
+      flight->error = error;
+    } else {
+      ++s.counts.loads;
+      flight->value = *value;
+      flight->cost = cost;
+      if (!flight->stale) {
+        const auto now = clock_->now();
+        s.insert(key, *value, expiry(now, ttl), now, cost);
+      }
+    }
+    flight->done = true;
+    if (auto it = s.flights.find(key); it != s.flights.end() && it->second == flight) {
+      s.flights.erase(it);
+    }
+    flight->done_cv.notify_all();
+  }
+  if (error) std::rethrow_exception(error);
+  return std::move(*value);
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class Range, class F>
+WarmResult TtlCache<K, V, Hash, Eq>::warm(const Range& keys, F&& loader) {
+  WarmResult result;
+  for (const K& key : keys) {
+    Shard& s = shard_for(key);
+    {
+      poolscope::detail::MutexLock lock(s.mu);
+      if (s.find_live(key, clock_->now()) != nullptr) {
+        ++result.present;
+        continue;
+      }
+    }
+    try {
+      load(s, key, loader, std::nullopt, /*refresh=*/true);
+      ++result.loaded;
+    } catch (...) {
+      ++result.failed;
+    }
+  }
+  return result;
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::enable_refresh(std::function<V(const K&)> loader,
+                                              std::chrono::milliseconds refresh_after) {
+  if (refresh_after.count() <= 0) {
+    throw std::invalid_argument("TtlCache::enable_refresh: refresh_after must be positive (got " +
+                                std::to_string(refresh_after.count()) + " ms)");
+  }
+  if (refresher_.joinable()) throw std::logic_error("TtlCache::enable_refresh: already enabled");
+  refresher_ = std::jthread([this, loader = std::move(loader), refresh_after](std::stop_token stop) {
+    refresh_loop(stop, loader, refresh_after);
+  });
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::refresh_loop(std::stop_token stop, std::function<V(const K&)> loader,
+                                            std::chrono::milliseconds refresh_after) {
+  const auto period = std::max(refresh_after / 4, std::chrono::milliseconds(10));
+  std::mutex mu;
+  std::condition_variable_any wake;
+  std::unique_lock sleep_lock(mu);
+  while (!wake.wait_for(sleep_lock, stop, period, [&] { return stop.stop_requested(); })) {
+    for (std::size_t i = 0; i <= shard_mask_ && !stop.stop_requested(); ++i) {
+      Shard& s = shards_[i];
+      std::vector<K> due;
+      {
+        poolscope::detail::MutexLock lock(s.mu);
+        const auto now = clock_->now();
+        for (const auto& [key, node] : s.map) {
+          if (node.read_since_load && node.expires > now && now - node.loaded >= refresh_after &&
+              !s.flights.contains(key)) {
+            due.push_back(key);
+          }
+        }
+      }
+      for (const K& key : due) {
+        try {
+          load(s, key, loader, std::nullopt, /*refresh=*/true);
+        } catch (...) {
+          // Counted as a load failure; the old value serves until its TTL.
+        }
+      }
+    }
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class Pred>
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_matching(Pred pred, bool everything) {
+  std::size_t removed = 0;
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    Shard& s = shards_[i];
+    poolscope::detail::MutexLock lock(s.mu);
+    for (auto it = s.map.begin(); it != s.map.end();) {
+      auto next = std::next(it);
+      if (everything || pred(it->first)) {
+        s.remove(it);
+        ++s.counts.evictions_invalidated;
+        ++removed;
+      }
+      it = next;
+    }
+    for (auto it = s.flights.begin(); it != s.flights.end();) {
+      if (everything || pred(it->first)) {
+        it->second->stale = true;
+        it = s.flights.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return removed;
+}
+
+template <class K, class V, class Hash, class Eq>
+bool TtlCache<K, V, Hash, Eq>::erase(const K& key) {
+  Shard& s = shard_for(key);
+  bool removed = false;
+  {
+    poolscope::detail::MutexLock lock(s.mu);
+    if (auto it = s.map.find(key); it != s.map.end()) {
+      s.remove(it);
+      ++s.counts.evictions_invalidated;
+      removed = true;
+    }
+    if (auto it = s.flights.find(key); it != s.flights.end()) {
+      it->second->stale = true;
+      s.flights.erase(it);
+    }
+  }
+  notify({Invalidation<K>::Kind::kKey, key, {}});
+  return removed;
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_prefix(std::string_view prefix)
+  requires StringKey<K>
+{
+  const std::size_t n = invalidate_matching(
+      [prefix](const K& key) { return std::string_view(key).starts_with(prefix); }, false);
+  notify({Invalidation<K>::Kind::kPrefix, std::nullopt, std::string(prefix)});
+  return n;
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_glob(std::string_view pattern)
+  requires StringKey<K>
+{
+  const std::string_view literal = glob_literal_prefix(pattern);
+  const std::size_t n = invalidate_matching(
+      [pattern, literal](const K& key) {
+        const std::string_view k(key);
+        return k.starts_with(literal) && glob_match(pattern, k);
+      },
+      false);
+  notify({Invalidation<K>::Kind::kGlob, std::nullopt, std::string(pattern)});
+  return n;
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class Pred>
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_if(Pred pred) {
+  return invalidate_matching(pred, false);
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::clear() {
+  invalidate_matching([](const K&) { return true; }, true);
+  notify({Invalidation<K>::Kind::kAll, std::nullopt, {}});
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t TtlCache<K, V, Hash, Eq>::purge_expired() {
+  std::size_t removed = 0;
+  const auto now = clock_->now();
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    Shard& s = shards_[i];
+    poolscope::detail::MutexLock lock(s.mu);
+    for (auto it = s.map.begin(); it != s.map.end();) {
+      auto next = std::next(it);
+      if (it->second.expires <= now) {
+        s.remove(it);
+        ++s.counts.evictions_ttl;
+        ++removed;
+      }
+      it = next;
+    }
+  }
+  return removed;
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::set_invalidation_listener(Listener listener) {
+  poolscope::detail::MutexLock lock(listener_mu_);
+  listener_ = listener ? std::make_shared<const Listener>(std::move(listener)) : nullptr;
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::notify(const Invalidation<K>& invalidation) {
+  std::shared_ptr<const Listener> listener;
+  {
+    poolscope::detail::MutexLock lock(listener_mu_);
+    listener = listener_;
+  }
+  if (listener != nullptr) (*listener)(invalidation);
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::apply(const Invalidation<K>& invalidation) {
+  using Kind = typename Invalidation<K>::Kind;
+  switch (invalidation.kind) {
+    case Kind::kKey:
+      if (invalidation.key) {
+        invalidate_matching([&](const K& key) { return Eq{}(key, *invalidation.key); }, false);
+      }
+      break;
+    case Kind::kPrefix:
+    case Kind::kGlob:
+      if constexpr (StringKey<K>) {
+        const std::string& p = invalidation.pattern;
+        const bool glob = invalidation.kind == Kind::kGlob;
+        invalidate_matching(
+            [&](const K& key) {
+              const std::string_view k(key);
+              return glob ? glob_match(p, k) : k.starts_with(p);
+            },
+            false);
+      }
+      break;
+    case Kind::kAll:
+      invalidate_matching([](const K&) { return true; }, true);
+      break;
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+CacheStats TtlCache<K, V, Hash, Eq>::stats() const {
+  CacheStats total;
+  total.name = config_.name;
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    const Shard& s = shards_[i];
+    poolscope::detail::MutexLock lock(s.mu);
+    total.hits += s.counts.hits;
+    total.misses += s.counts.misses;
+    total.loads += s.counts.loads;
+    total.load_failures += s.counts.load_failures;
+    total.load_time += s.counts.load_time;
+    total.evictions_capacity += s.counts.evictions_capacity;
+    total.evictions_ttl += s.counts.evictions_ttl;
+    total.evictions_invalidated += s.counts.evictions_invalidated;
+    total.sessions_avoided += s.counts.sessions_avoided;
+    total.entries += s.map.size();
+    total.approximate_bytes += s.bytes;
+  }
+  return total;
+}
+
+}  // namespace poolscope::cache

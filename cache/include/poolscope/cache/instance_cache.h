@@ -1,0 +1,89 @@
+// InstanceCache<Id, T>: one shared instance per id, built by a factory the
+// first time it is asked for (the incidents' AccountInstanceCache):
+//
+//   InstanceCache<int, Account> accounts(
+//       [&](const int& id) { return std::make_shared<Account>(id, settings); });
+//   std::shared_ptr<Account> a = accounts.get(7);   // the same object every time
+//
+// Concurrent first requests for an id build one instance (single flight).
+// force_new builds a fresh one and replaces the cached one; holders of the
+// old instance keep it alive as long as they like.
+//
+// The class is thread-safe. No concurrent call to any API of this type causes
+// a data race. The factory runs outside the cache's locks.
+
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "poolscope/cache/ttl_cache.h"
+
+namespace poolscope::cache {
+
+struct InstanceCacheConfig {
+  std::string name = "instances";
+  std::size_t max_instances = 10'000;
+  // Instances older than this are rebuilt on the next get. Zero: never.
+  std::chrono::milliseconds ttl{0};
+  std::shared_ptr<CacheClock> clock;  // null: default_clock()
+};
+
+template <class Id, class T>
+class InstanceCache {
+ public:
+  using Factory = std::function<std::shared_ptr<T>(const Id&)>;
+
+  // REQUIRES: factory returns non-null (a null result throws std::logic_error).
+  explicit InstanceCache(Factory factory, InstanceCacheConfig config = {})
+      : factory_(std::move(factory)), cache_(ttl_config(std::move(config))) {
+    if (!factory_) throw std::invalid_argument("InstanceCache: the factory is empty");
+  }
+
+  // The instance for id, built on first use. With force_new, a new instance
+  // replaces the cached one. Throws what the factory throws (nothing cached).
+  std::shared_ptr<T> get(const Id& id, bool force_new = false) {
+    if (force_new) {
+      std::shared_ptr<T> fresh = build(id);
+      cache_.put(id, fresh);
+      return fresh;
+    }
+    return cache_.get_or_load(id, [this](const Id& key) { return build(key); });
+  }
+
+  // The cached instance, if any, without building one.
+  std::shared_ptr<T> peek(const Id& id) { return cache_.get(id).value_or(nullptr); }
+
+  // Drops the instance for id; the next get builds a new one.
+  bool evict(const Id& id) { return cache_.erase(id); }
+  void clear() { cache_.clear(); }
+
+  CacheStats stats() const { return cache_.stats(); }
+  const std::string& name() const noexcept { return cache_.name(); }
+
+  // The underlying cache, for invalidation wiring.
+  TtlCache<Id, std::shared_ptr<T>>& cache() noexcept { return cache_; }
+
+ private:
+  static TtlCacheConfig ttl_config(InstanceCacheConfig c) {
+    TtlCacheConfig out;
+    out.name = std::move(c.name);
+    out.max_entries = c.max_instances;
+    out.ttl = c.ttl;
+    out.clock = std::move(c.clock);
+    return out;
+  }
+
+  std::shared_ptr<T> build(const Id& id) {
+    std::shared_ptr<T> instance = factory_(id);
+    if (instance == nullptr) throw std::logic_error("InstanceCache '" + name() + "': the factory returned null");
+    return instance;
+  }
+
+  const Factory factory_;
+  TtlCache<Id, std::shared_ptr<T>> cache_;
+};
+
+}  // namespace poolscope::cache

@@ -1,0 +1,231 @@
+// SettingsCache against real SQLite and PostgreSQL databases.
+
+#include "poolscope/cache/settings_cache.h"
+
+#include <gtest/gtest.h>
+#include <soci/soci.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "poolscope/cache/instance_cache.h"
+#include "poolscope/cache/sessions.h"
+#include "test_db.h"
+
+namespace poolscope::cache {
+namespace {
+
+using namespace std::chrono_literals;
+using poolscope::testing::TestBackend;
+using poolscope::testing::TestDatabase;
+
+class SettingsCacheTest : public ::testing::TestWithParam<TestBackend> {
+ protected:
+  void SetUp() override {
+    db_ = std::make_unique<TestDatabase>(GetParam());
+    pool_ = std::make_unique<Pool>(db_->config(4));
+    Lease sql = pool_->acquire();
+    if (GetParam() == TestBackend::kSqlite) {
+      std::string mode;  // readers alongside a writer, as SQLite apps run it
+      *sql << "PRAGMA journal_mode=WAL", soci::into(mode);
+    }
+    *sql << "CREATE TABLE account_settings ("
+            " account_id INTEGER NOT NULL,"
+            " setting_key VARCHAR(64) NOT NULL,"
+            " setting_value VARCHAR(256) NOT NULL CHECK (length(setting_value) < 100),"
+            " PRIMARY KEY (account_id, setting_key))";
+    for (int account : {1, 2}) {
+      for (auto [key, value] : {std::pair{"api_key", "key-1"}, {"paper_account", "true"},
+                                {"max_orders", "25"}, {"risk", "0.125"}, {"mode", "maybe"}}) {
+        *sql << "INSERT INTO account_settings VALUES (:a, :k, :v)", soci::use(account),
+            soci::use(std::string(key)), soci::use(std::string(value));
+      }
+    }
+  }
+
+  SettingsCacheConfig config() const {
+    SettingsCacheConfig c;
+    c.name = "account_settings";
+    c.table = {"account_settings", "account_id", "setting_key", "setting_value"};
+    return c;
+  }
+
+  std::uint64_t checkouts() const { return pool_->stats().acquires; }
+
+  std::unique_ptr<TestDatabase> db_;
+  std::unique_ptr<Pool> pool_;
+};
+
+TEST_P(SettingsCacheTest, ReadsEveryTypedSettingOfAnEntityWithOneQuery) {
+  SettingsCache settings(*pool_, config());
+  const std::uint64_t before = checkouts();
+  EXPECT_EQ(settings.get<std::string>(1, "api_key"), "key-1");
+  EXPECT_TRUE(settings.get<bool>(1, "paper_account"));
+  EXPECT_EQ(settings.get<int>(1, "max_orders"), 25);
+  EXPECT_EQ(settings.get<long long>(1, "max_orders"), 25);
+  EXPECT_DOUBLE_EQ(settings.get<double>(1, "risk"), 0.125);
+  EXPECT_EQ(settings.find<int>(1, "absent"), std::nullopt);
+  EXPECT_EQ(settings.settings(1)->values().size(), 5u);
+  EXPECT_EQ(checkouts() - before, 1u) << "all of entity 1 came from one checkout";
+  const CacheStats s = settings.stats();
+  EXPECT_EQ(s.loads, 1u);
+  EXPECT_EQ(s.hits, 6u);
+  EXPECT_EQ(s.sessions_avoided, 6u) << "each hit spared the checkout its load took";
+}
+
+TEST_P(SettingsCacheTest, TypedReadErrorsNameTheTableEntityKeyAndType) {
+  SettingsCache settings(*pool_, config());
+  try {
+    settings.get<std::string>(1, "api_secret");
+    FAIL();
+  } catch (const SettingNotFound& e) {
+    EXPECT_STREQ(e.what(), "account_settings: account_id 1 has no setting 'api_secret'");
+  }
+  try {
+    settings.get<bool>(2, "mode");
+    FAIL();
+  } catch (const SettingTypeError& e) {
+    EXPECT_STREQ(e.what(), "account_settings: setting 'mode' of account_id 2 is 'maybe', not a bool");
+  }
+  EXPECT_THROW(settings.get<int>(1, "risk"), SettingTypeError);     // "0.125" is not an int
+  EXPECT_THROW(settings.get<int>(1, "api_key"), SettingTypeError);  // nor is "key-1"
+  EXPECT_THROW(settings.find<double>(1, "mode"), SettingTypeError);
+}
+
+TEST_P(SettingsCacheTest, TheNextReadAfterASaveSeesTheNewValue) {
+  SettingsCache settings(*pool_, config());
+  EXPECT_EQ(settings.get<std::string>(1, "api_key"), "key-1");
+  settings.save(1, "api_key", "key-2");
+  EXPECT_EQ(settings.get<std::string>(1, "api_key"), "key-2");
+  settings.save(1, {{"api_key", "key-3"}, {"new_setting", "on"}});
+  EXPECT_EQ(settings.get<std::string>(1, "api_key"), "key-3");
+  EXPECT_TRUE(settings.get<bool>(1, "new_setting"));
+  EXPECT_EQ(settings.get<std::string>(2, "api_key"), "key-1") << "other entities untouched";
+  // Written through: a plain session sees it too.
+  std::string stored;
+  *db_->open_session() << "SELECT setting_value FROM account_settings WHERE account_id = 1 AND "
+                          "setting_key = 'api_key'",
+      soci::into(stored);
+  EXPECT_EQ(stored, "key-3");
+}
+
+TEST_P(SettingsCacheTest, ASaveIsOneTransaction) {
+  SettingsCache settings(*pool_, config());
+  EXPECT_EQ(settings.get<std::string>(1, "api_key"), "key-1");
+  // The second value breaks the table's CHECK: nothing may be saved.
+  EXPECT_THROW(settings.save(1, {{"api_key", "key-9"}, {"zz_too_long", std::string(150, 'x')}}),
+               soci::soci_error);
+  EXPECT_EQ(settings.get<std::string>(1, "api_key"), "key-1");
+  settings.invalidate(1);
+  EXPECT_EQ(settings.get<std::string>(1, "api_key"), "key-1") << "rolled back in the database";
+  EXPECT_EQ(pool_->stats().active, 0u);
+}
+
+TEST_P(SettingsCacheTest, ReadersNeverSeeAValueOlderThanTheLastCommittedSave) {
+  SettingsCache settings(*pool_, config());
+  std::atomic<int> committed{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> stale{0}, reads{0};
+  std::thread writer([&] {
+    for (int version = 1; !stop.load(); ++version) {
+      settings.save(1, "max_orders", std::to_string(version));
+      committed.store(version);
+      // The writer reads its own write.
+      if (settings.get<int>(1, "max_orders") < version) stale.fetch_add(1);
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        const int floor = committed.load();
+        const int seen = settings.get<int>(1, "max_orders");
+        reads.fetch_add(1);
+        if (floor > 0 && seen < floor) stale.fetch_add(1);
+      }
+    });
+  }
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  writer.join();
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(stale.load(), 0);
+  EXPECT_GT(committed.load(), 5);
+  EXPECT_GT(reads.load(), 100);
+}
+
+TEST_P(SettingsCacheTest, LayeredCachesCountEverySessionTheySpareOnce) {
+  SettingsCache settings(*pool_, config());
+  struct Account {
+    std::string key;
+    bool paper;
+    int orders;
+  };
+  InstanceCache<int, Account> accounts([&](const int& id) {
+    // The incidents' constructor: three settings reads.
+    return std::make_shared<Account>(Account{settings.get<std::string>(id, "api_key"),
+                                             settings.get<bool>(id, "paper_account"),
+                                             settings.get<int>(id, "max_orders")});
+  });
+  const std::uint64_t before = checkouts();
+  for (int i = 0; i < 10; ++i) accounts.get(1);
+  EXPECT_EQ(checkouts() - before, 1u);
+  // Building account 1 took one checkout and two settings hits: it costs 3,
+  // which each of the 9 instance hits spares.
+  EXPECT_EQ(settings.stats().sessions_avoided, 2u);
+  EXPECT_EQ(accounts.stats().sessions_avoided, 27u);
+}
+
+TEST_P(SettingsCacheTest, AnEntityWithoutSettingsIsCachedAsEmpty) {
+  SettingsCache settings(*pool_, config());
+  EXPECT_TRUE(settings.settings(99)->values().empty());
+  EXPECT_THROW(settings.get<int>(99, "max_orders"), SettingNotFound);
+  EXPECT_EQ(settings.stats().loads, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SettingsCacheTest,
+                         ::testing::Values(TestBackend::kSqlite, TestBackend::kPostgreSQL),
+                         [](const auto& p) { return poolscope::testing::backend_name(p.param); });
+
+TEST(SettingsCacheConfigTest, TableAndColumnNamesMustBeSqlNames) {
+  auto message = [](auto breaks) {
+    SettingsCacheConfig c;
+    breaks(c);
+    try {
+      c.validate();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.table = "settings; DROP TABLE x"; }),
+            "SettingsCacheConfig.table.table must be an SQL name (letters, digits, '_', one "
+            "optional '.') (got 'settings; DROP TABLE x')");
+  EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.key_column = "1key"; }).find("table.key_column"),
+            std::string::npos);
+  EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.table = "app.settings"; }), "accepted");
+  EXPECT_EQ(message([](SettingsCacheConfig& c) { c.max_entities = 0; }),
+            "SettingsCacheConfig.max_entries must be at least 1 (got 0)");
+}
+
+TEST(SettingParseTest, BoolsIntsAndDoublesAreStrict) {
+  bool b = false;
+  for (const char* yes : {"true", "TRUE", "1", "yes", "On"}) EXPECT_TRUE(parse_setting(yes, &b) && b) << yes;
+  for (const char* no : {"false", "0", "no", "OFF"}) EXPECT_TRUE(parse_setting(no, &b) && !b) << no;
+  EXPECT_FALSE(parse_setting("truthy", &b));
+  int i = 0;
+  EXPECT_TRUE(parse_setting("-42", &i));
+  EXPECT_EQ(i, -42);
+  EXPECT_FALSE(parse_setting("42abc", &i));
+  EXPECT_FALSE(parse_setting("", &i));
+  EXPECT_FALSE(parse_setting("99999999999", &i)) << "out of range for int";
+  double d = 0;
+  EXPECT_TRUE(parse_setting("1e-3", &d));
+  EXPECT_DOUBLE_EQ(d, 0.001);
+  EXPECT_FALSE(parse_setting("1.0.0", &d));
+}
+
+}  // namespace
+}  // namespace poolscope::cache

@@ -1,0 +1,426 @@
+#include "poolscope/cache/ttl_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <new>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+// Counts allocations on the thread that asks, to check that hits allocate
+// nothing. The replacement pairs malloc with free, which GCC cannot see.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+namespace {
+thread_local bool t_counting = false;
+thread_local std::size_t t_allocations = 0;
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (t_counting) ++t_allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace poolscope::cache {
+namespace {
+
+using namespace std::chrono_literals;
+
+TtlCacheConfig manual(std::shared_ptr<ManualClock> clock, std::size_t max_entries = 100, std::size_t shards = 4) {
+  TtlCacheConfig c;
+  c.name = "test";
+  c.ttl = 300s;
+  c.max_entries = max_entries;
+  c.shards = shards;
+  c.clock = std::move(clock);
+  return c;
+}
+
+class TtlCacheTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+};
+
+TEST_F(TtlCacheTest, GetReturnsWhatWasPutAndMissesWhatWasNot) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  cache.put("a", 1);
+  EXPECT_EQ(cache.get(std::string("a")), 1);
+  EXPECT_EQ(cache.get(std::string_view("a")), 1);
+  EXPECT_EQ(cache.get(std::string("b")), std::nullopt);
+  const CacheStats s = cache.stats();
+  EXPECT_EQ(s.hits, 2u);
+  EXPECT_EQ(s.misses, 1u);
+  EXPECT_EQ(s.entries, 1u);
+  EXPECT_GT(s.approximate_bytes, 0u);
+  EXPECT_DOUBLE_EQ(s.hit_ratio(), 2.0 / 3.0);
+}
+
+TEST_F(TtlCacheTest, EntriesExpireAfterTheCachesTtl) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  cache.put("a", 1);
+  clock_->advance(299s);
+  EXPECT_EQ(cache.get(std::string("a")), 1);
+  clock_->advance(2s);
+  EXPECT_EQ(cache.get(std::string("a")), std::nullopt);
+  EXPECT_EQ(cache.stats().evictions_ttl, 1u);
+  EXPECT_EQ(cache.stats().entries, 0u);
+}
+
+TEST_F(TtlCacheTest, PerEntryTtlOverridesTheCachesAndZeroNeverExpires) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  cache.put("short", 1, 10s);
+  cache.put("forever", 2, 0ms);
+  cache.put("default", 3);
+  clock_->advance(11s);
+  EXPECT_EQ(cache.get(std::string("short")), std::nullopt);
+  EXPECT_EQ(cache.get(std::string("default")), 3);
+  clock_->advance(24h);
+  EXPECT_EQ(cache.get(std::string("default")), std::nullopt);
+  EXPECT_EQ(cache.get(std::string("forever")), 2);
+  EXPECT_EQ(cache.get_or_load("loaded", [](const std::string&) { return 4; }, 5s), 4);
+  clock_->advance(6s);
+  EXPECT_EQ(cache.get(std::string("loaded")), std::nullopt);
+}
+
+TEST_F(TtlCacheTest, PurgeExpiredRemovesExpiredEntriesWithoutTouchingThem) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  cache.put("a", 1, 1s);
+  cache.put("b", 2, 1s);
+  cache.put("c", 3);
+  clock_->advance(2s);
+  EXPECT_EQ(cache.purge_expired(), 2u);
+  EXPECT_EQ(cache.stats().entries, 1u);
+  EXPECT_EQ(cache.stats().evictions_ttl, 2u);
+}
+
+TEST_F(TtlCacheTest, TheLeastRecentlyUsedEntryIsEvictedFirst) {
+  TtlCache<std::string, int> cache(manual(clock_, /*max_entries=*/3, /*shards=*/1));
+  cache.put("a", 1);
+  cache.put("b", 2);
+  cache.put("c", 3);
+  EXPECT_EQ(cache.get(std::string("a")), 1);  // a is now the most recent; b the least
+  cache.put("d", 4);
+  EXPECT_EQ(cache.get(std::string("b")), std::nullopt);
+  EXPECT_EQ(cache.get(std::string("a")), 1);
+  cache.put("e", 5);  // c is now the least recently used
+  EXPECT_EQ(cache.get(std::string("c")), std::nullopt);
+  EXPECT_EQ(cache.get(std::string("d")), 4);
+  EXPECT_EQ(cache.stats().evictions_capacity, 2u);
+  EXPECT_EQ(cache.stats().entries, 3u);
+}
+
+TEST_F(TtlCacheTest, ShardsNeverHoldMoreThanMaxEntriesInAll) {
+  TtlCache<int, int> cache(manual(clock_, /*max_entries=*/10, /*shards=*/16));
+  for (int i = 0; i < 1000; ++i) cache.put(i, i);
+  EXPECT_LE(cache.stats().entries, 10u);
+  EXPECT_EQ(cache.stats().evictions_capacity, 1000u - cache.stats().entries);
+}
+
+TEST_F(TtlCacheTest, EraseAndClearCountAsInvalidations) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  cache.put("a", 1);
+  cache.put("b", 2);
+  cache.put("c", 3);
+  EXPECT_TRUE(cache.erase("a"));
+  EXPECT_FALSE(cache.erase("a"));
+  cache.clear();
+  EXPECT_EQ(cache.stats().entries, 0u);
+  EXPECT_EQ(cache.stats().evictions_invalidated, 3u);
+  EXPECT_EQ(cache.stats().approximate_bytes, 0u);
+}
+
+TEST_F(TtlCacheTest, PrefixInvalidationRemovesOnlyKeysWithThePrefix) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  for (const char* key : {"user:1", "user:10", "users", "account:1", "user:"}) cache.put(key, 1);
+  EXPECT_EQ(cache.invalidate_prefix("user:"), 3u);
+  EXPECT_EQ(cache.get(std::string("users")), 1);
+  EXPECT_EQ(cache.get(std::string("account:1")), 1);
+  EXPECT_EQ(cache.get(std::string("user:10")), std::nullopt);
+}
+
+TEST_F(TtlCacheTest, GlobInvalidationTreatsOnlyStarAndQuestionMarkAsWildcards) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  const std::vector<std::string> keys = {"pair:ETH/USDT", "pair:BTC/USDT", "pair:[x]",  "pair:x",
+                                         "pair.1",        "pairX1",        "strategy:ETH/USDT:rsi",
+                                         "a+b(c)^$",      "a+b(c)^$!",     "star*key", "starXkey"};
+  auto reset = [&] {
+    cache.clear();
+    for (const std::string& k : keys) cache.put(k, 1);
+  };
+  auto invalidated = [&](std::string_view pattern) {
+    reset();
+    cache.invalidate_glob(pattern);
+    std::vector<std::string> gone;
+    for (const std::string& k : keys) {
+      if (!cache.get(k)) gone.push_back(k);
+    }
+    return gone;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(invalidated("pair:*"), (V{"pair:ETH/USDT", "pair:BTC/USDT", "pair:[x]", "pair:x"}));
+  EXPECT_EQ(invalidated("pair:[x]"), (V{"pair:[x]"})) << "'[' and ']' are literal";
+  EXPECT_EQ(invalidated("pair.?"), (V{"pair.1"})) << "'.' is literal, '?' one character";
+  EXPECT_EQ(invalidated("*:ETH/*"), (V{"pair:ETH/USDT", "strategy:ETH/USDT:rsi"}));
+  EXPECT_EQ(invalidated("a+b(c)^$"), (V{"a+b(c)^$"})) << "regex characters are literal";
+  EXPECT_EQ(invalidated("star\\*key"), (V{"star*key"})) << "'\\*' is a literal star";
+  EXPECT_EQ(invalidated("star?key"), (V{"star*key", "starXkey"}));
+  EXPECT_EQ(invalidated("*"), keys);
+  EXPECT_EQ(invalidated("nothing*"), V{});
+}
+
+TEST(GlobTest, MatchesLikeTheIncidentsInvalidatePattern) {
+  EXPECT_TRUE(glob_match("", ""));
+  EXPECT_FALSE(glob_match("", "a"));
+  EXPECT_TRUE(glob_match("*", ""));
+  EXPECT_TRUE(glob_match("a*b*c", "axxbyyc"));
+  EXPECT_FALSE(glob_match("a*b*c", "axxbyy"));
+  EXPECT_TRUE(glob_match("*aab", "aaaab"));
+  EXPECT_TRUE(glob_match("??", "ab"));
+  EXPECT_FALSE(glob_match("??", "abc"));
+  EXPECT_TRUE(glob_match("a\\?", "a?"));
+  EXPECT_FALSE(glob_match("a\\?", "ab"));
+  EXPECT_TRUE(glob_match("end\\", "end\\"));
+  EXPECT_EQ(glob_literal_prefix("user:*:x"), "user:");
+  EXPECT_EQ(glob_literal_prefix("plain"), "plain");
+}
+
+TEST_F(TtlCacheTest, ConcurrentMissesOnOneKeyRunTheLoaderOnce) {
+  TtlCache<std::string, std::string> cache(manual(clock_));
+  constexpr int kThreads = 16;
+  std::atomic<int> calls{0};
+  std::barrier start(kThreads);
+  std::vector<std::string> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      results[i] = cache.get_or_load("hot", [&](const std::string&) {
+        calls.fetch_add(1);
+        std::this_thread::sleep_for(200ms);  // long enough for every thread to arrive
+        return std::string("value");
+      });
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(calls.load(), 1);
+  for (const std::string& r : results) EXPECT_EQ(r, "value");
+  const CacheStats s = cache.stats();
+  EXPECT_EQ(s.loads, 1u);
+  EXPECT_EQ(s.misses, static_cast<std::uint64_t>(kThreads));
+  EXPECT_EQ(s.hits, 0u);
+}
+
+TEST_F(TtlCacheTest, ALoaderFailureReachesEveryWaiterAndIsNotCached) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  constexpr int kThreads = 8;
+  std::atomic<int> calls{0}, failures{0};
+  std::barrier start(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      start.arrive_and_wait();
+      try {
+        cache.get_or_load("k", [&](const std::string&) -> int {
+          calls.fetch_add(1);
+          std::this_thread::sleep_for(150ms);
+          throw std::runtime_error("database down");
+        });
+      } catch (const std::runtime_error& e) {
+        if (std::string(e.what()) == "database down") failures.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(failures.load(), kThreads);
+  EXPECT_EQ(cache.stats().load_failures, 1u);
+  EXPECT_EQ(cache.stats().entries, 0u);
+  // The next caller loads again, and succeeds.
+  EXPECT_EQ(cache.get_or_load("k", [](const std::string&) { return 7; }), 7);
+  EXPECT_EQ(cache.stats().loads, 1u);
+}
+
+TEST_F(TtlCacheTest, AnInvalidationDuringALoadKeepsItsResultOutOfTheCache) {
+  TtlCache<std::string, std::string> cache(manual(clock_));
+  std::promise<void> loading, release;
+  auto old_load = std::async(std::launch::async, [&] {
+    return cache.get_or_load("k", [&](const std::string&) {
+      loading.set_value();
+      release.get_future().wait();
+      return std::string("old");  // read before the invalidation
+    });
+  });
+  loading.get_future().wait();
+  EXPECT_EQ(cache.invalidate_glob("k*"), 0u);  // nothing cached yet, but the load is covered
+  // A caller after the invalidation does not join the stale load: it loads anew.
+  EXPECT_EQ(cache.get_or_load("k", [](const std::string&) { return std::string("new"); }), "new");
+  release.set_value();
+  EXPECT_EQ(old_load.get(), "old");  // its own caller still gets what it loaded
+  EXPECT_EQ(cache.get(std::string("k")), "new") << "the stale result must not overwrite";
+}
+
+TEST_F(TtlCacheTest, APutDuringALoadWins) {
+  TtlCache<std::string, std::string> cache(manual(clock_));
+  std::promise<void> loading, release;
+  auto load = std::async(std::launch::async, [&] {
+    return cache.get_or_load("k", [&](const std::string&) {
+      loading.set_value();
+      release.get_future().wait();
+      return std::string("loaded");
+    });
+  });
+  loading.get_future().wait();
+  cache.put("k", "put");
+  release.set_value();
+  EXPECT_EQ(load.get(), "loaded");
+  EXPECT_EQ(cache.get(std::string("k")), "put");
+}
+
+TEST_F(TtlCacheTest, WarmLoadsTheMissingKeysAndCountsFailures) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  cache.put("b", 2);
+  const std::vector<std::string> keys = {"a", "b", "c", "bad"};
+  const WarmResult r = cache.warm(keys, [](const std::string& key) {
+    if (key == "bad") throw std::runtime_error("no such key");
+    return static_cast<int>(key[0]);
+  });
+  EXPECT_EQ(r.loaded, 2u);
+  EXPECT_EQ(r.present, 1u);
+  EXPECT_EQ(r.failed, 1u);
+  EXPECT_EQ(cache.get(std::string("c")), 'c');
+  EXPECT_EQ(cache.stats().hits, 1u) << "warming itself is neither a hit nor a miss";
+}
+
+TEST_F(TtlCacheTest, BackgroundRefreshReloadsKeysThatAreReadAndLeavesOthers) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  std::atomic<int> version{1};
+  auto loader = [&](const std::string&) { return version.load(); };
+  cache.get_or_load("hot", loader);
+  cache.get_or_load("cold", loader);
+  EXPECT_EQ(cache.get(std::string("hot")), 1);  // read since loaded: due for refresh
+  version = 2;
+  cache.enable_refresh(loader, 40ms);
+  clock_->advance(50ms);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (cache.stats().loads < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(cache.get(std::string("hot")), 2);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(cache.get(std::string("cold")), 1) << "never read: not refreshed";
+  EXPECT_THROW(cache.enable_refresh(loader, 40ms), std::logic_error);
+}
+
+TEST_F(TtlCacheTest, AHitAllocatesNothing) {
+  TtlCache<std::string, std::shared_ptr<const std::string>> cache(manual(clock_));
+  const std::string long_key(64, 'k');  // beyond the small-string buffer
+  cache.put(long_key, std::make_shared<const std::string>(200, 'v'));
+  TtlCache<int, int> ints(manual(clock_));
+  ints.put(7, 49);
+  t_allocations = 0;
+  t_counting = true;
+  auto value = cache.get(std::string_view(long_key));
+  auto loaded = cache.get_or_load(long_key, [](const std::string&) { return std::shared_ptr<const std::string>(); });
+  auto number = ints.get(7);
+  t_counting = false;
+  EXPECT_EQ(t_allocations, 0u);
+  ASSERT_TRUE(value.has_value());
+  EXPECT_EQ((*value)->size(), 200u);
+  EXPECT_EQ(loaded, *value);
+  EXPECT_EQ(number, 49);
+}
+
+TEST_F(TtlCacheTest, AnInvalidationListenerCarriesInvalidationsToAnotherCache) {
+  // Two caches standing in for two processes, joined by a "bus".
+  TtlCache<std::string, int> a(manual(clock_)), b(manual(clock_));
+  int a_heard = 0, b_heard = 0;
+  a.set_invalidation_listener([&](const Invalidation<std::string>& inv) {
+    ++a_heard;
+    b.apply(inv);
+  });
+  b.set_invalidation_listener([&](const Invalidation<std::string>&) { ++b_heard; });
+  for (auto* cache : {&a, &b}) {
+    for (const char* key : {"x:1", "x:2", "y:1", "z"}) cache->put(key, 1);
+  }
+  a.invalidate_glob("x:*");
+  EXPECT_EQ(b.get(std::string("x:1")), std::nullopt);
+  EXPECT_EQ(b.get(std::string("y:1")), 1);
+  a.erase("z");
+  EXPECT_EQ(b.get(std::string("z")), std::nullopt);
+  a.invalidate_prefix("y:");
+  EXPECT_EQ(b.get(std::string("y:1")), std::nullopt);
+  a.clear();
+  EXPECT_EQ(a_heard, 4);
+  EXPECT_EQ(b_heard, 0) << "apply() must not echo back onto the bus";
+}
+
+TEST_F(TtlCacheTest, ManyThreadsKeepTheCacheConsistent) {
+  TtlCache<int, int> cache(manual(clock_, /*max_entries=*/64, /*shards=*/8));
+  constexpr int kThreads = 8;
+  std::atomic<std::uint64_t> gets{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::minstd_rand rng(t);
+      while (!stop.load(std::memory_order_relaxed)) {
+        const int key = static_cast<int>(rng() % 200);
+        switch (rng() % 6) {
+          case 0:
+            cache.put(key, key * 2);
+            break;
+          case 1:
+            cache.erase(key);
+            break;
+          case 2:
+            if (rng() % 50 == 0) cache.invalidate_if([&](int k) { return k % 7 == key % 7; });
+            break;
+          default: {
+            const int v = cache.get_or_load(key, [](int k) { return k * 2; });
+            gets.fetch_add(1, std::memory_order_relaxed);
+            if (v != key * 2) ADD_FAILURE() << "key " << key << " gave " << v;
+          }
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  const CacheStats s = cache.stats();
+  EXPECT_LE(s.entries, 64u);
+  EXPECT_EQ(s.hits + s.misses, gets.load());
+  EXPECT_LE(s.loads + s.load_failures, s.misses);
+}
+
+TEST(TtlCacheConfigTest, ValidateNamesTheField) {
+  auto message = [](auto breaks) {
+    TtlCacheConfig c;
+    breaks(c);
+    try {
+      c.validate();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(message([](TtlCacheConfig& c) { c.shards = 3; }),
+            "TtlCacheConfig.shards must be a power of two from 1 to 1024 (got 3)");
+  EXPECT_EQ(message([](TtlCacheConfig& c) { c.max_entries = 0; }),
+            "TtlCacheConfig.max_entries must be at least 1 (got 0)");
+  EXPECT_EQ(message([](TtlCacheConfig& c) { c.ttl = -1ms; }),
+            "TtlCacheConfig.ttl must not be negative (got -1 ms)");
+  EXPECT_NE(message([](TtlCacheConfig& c) { c.name = "a b"; }).find("TtlCacheConfig.name"), std::string::npos);
+  EXPECT_THROW((TtlCache<int, int>(TtlCacheConfig{.name = "x", .shards = 0})), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace poolscope::cache
