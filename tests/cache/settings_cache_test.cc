@@ -36,10 +36,12 @@ class SettingsCacheTest : public ::testing::TestWithParam<TestBackend> {
             " setting_value VARCHAR(256) NOT NULL CHECK (length(setting_value) < 100),"
             " PRIMARY KEY (account_id, setting_key))";
     for (int account : {1, 2}) {
-      for (auto [key, value] : {std::pair{"api_key", "key-1"}, {"paper_account", "true"},
-                                {"max_orders", "25"}, {"risk", "0.125"}, {"mode", "maybe"}}) {
+      for (auto [k, v] : {std::pair{"api_key", "key-1"}, {"paper_account", "true"},
+                          {"max_orders", "25"}, {"risk", "0.125"}, {"mode", "maybe"}}) {
+        // Named: soci::use binds by reference and runs at the end of the statement.
+        const std::string key = k, value = v;
         *sql << "INSERT INTO account_settings VALUES (:a, :k, :v)", soci::use(account),
-            soci::use(std::string(key)), soci::use(std::string(value));
+            soci::use(key), soci::use(value);
       }
     }
   }

@@ -377,6 +377,19 @@ TEST_P(PoolTest, LeaseHandedToAnotherThreadIsReturnedThere) {
   EXPECT_FALSE(again.reused());
 }
 
+TEST_P(PoolTest, TheThreadCheckoutCounterCountsPhysicalCheckoutsOnly) {
+  Pool pool(config(2));
+  const std::uint64_t before = checkouts_on_this_thread();
+  {
+    Lease outer = pool.acquire();
+    Lease nested = pool.acquire();  // a reuse, not a checkout
+    Lease second = pool.acquire_new();
+  }
+  EXPECT_EQ(checkouts_on_this_thread() - before, 2u);
+  std::thread([&] { Lease elsewhere = pool.acquire(); }).join();
+  EXPECT_EQ(checkouts_on_this_thread() - before, 2u) << "other threads count for themselves";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PoolTest,
                          ::testing::Values(TestBackend::kSqlite, TestBackend::kPostgreSQL),
                          [](const auto& p) { return testing::backend_name(p.param); });

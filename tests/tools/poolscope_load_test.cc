@@ -107,6 +107,32 @@ TEST_P(PoolscopeLoadTest, LeakScenarioReportsTheHeldLeaseAndItsReturn) {
   EXPECT_NE(run.err.find("Previously reported leaked lease was returned"), std::string::npos);
 }
 
+TEST_P(PoolscopeLoadTest, CachedModeTakesNoCheckoutsOnceWarmAndCountsTheSessionsItSpares) {
+  const LoadRun run = run_load(db() + " --mode cached --threads 2 --duration 1.5");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json& j = run.json;
+  EXPECT_LE(j["checkouts_per_render"].get<double>(), 0.01);
+  EXPECT_GT(j["renders"].get<std::uint64_t>(), 1000u);
+  EXPECT_NEAR(j["sessions_avoided_per_render"].get<double>(), 60.0, 0.1);
+  ASSERT_EQ(j["caches"].size(), 2u);
+  EXPECT_EQ(j["caches"][0]["cache"], "accounts");
+  EXPECT_EQ(j["caches"][0]["loads"], 5) << "one account object per account";
+  EXPECT_EQ(j["caches"][1]["cache"], "account_settings");
+  EXPECT_EQ(j["caches"][1]["loads"], 5) << "one settings query per account";
+  EXPECT_EQ(j["churn_warnings"], 0);
+}
+
+TEST_P(PoolscopeLoadTest, SettingsWritesUnderLoadNeverYieldAStaleRead) {
+  const LoadRun run =
+      run_load(db() + " --mode cached --scenario settings-write --write-every 5 --threads 3 --duration 2");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json& j = run.json;
+  EXPECT_EQ(j["scenario"], "settings-write");
+  EXPECT_GT(j["writes"].get<int>(), 20);
+  EXPECT_EQ(j["stale_reads"], 0);
+  EXPECT_GT(j["caches"][0]["evictions_invalidated"].get<int>(), 0) << "saves evict account objects";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PoolscopeLoadTest,
                          ::testing::Values(TestBackend::kSqlite, TestBackend::kPostgreSQL),
                          [](const auto& p) { return poolscope::testing::backend_name(p.param); });

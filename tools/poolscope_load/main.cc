@@ -38,8 +38,9 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--mode", mode,
                  "naive: a new connection per settings read; pool: a pooled lease per read; "
-                 "reuse: one lease per render, nested reads share it")
-      ->check(CLI::IsMember({"naive", "pool", "reuse"}))
+                 "reuse: one lease per render, nested reads share it; cached: accounts and "
+                 "settings from poolscope's caches")
+      ->check(CLI::IsMember({"naive", "pool", "reuse", "cached"}))
       ->capture_default_str();
   app.add_option("--threads", options.threads, "Worker threads rendering at once")
       ->check(CLI::Range(1, 4096))
@@ -58,8 +59,9 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--scenario", scenario,
                  "widget: render as fast as possible; leak: the same plus one export that "
-                 "holds its lease past --leak-threshold")
-      ->check(CLI::IsMember({"widget", "leak"}))
+                 "holds its lease past --leak-threshold; settings-write: saves mixed in, every "
+                 "read checked against the last save")
+      ->check(CLI::IsMember({"widget", "leak", "settings-write"}))
       ->capture_default_str();
   auto* leak_option = app.add_option("--leak-threshold", leak_threshold,
                                      "Seconds a lease may be held before it is reported "
@@ -70,6 +72,10 @@ int run(int argc, char** argv) {
                      "Acquires per second at one call site that count as churn (default: "
                      "10 checkouts per render at the current render rate)")
           ->check(CLI::NonNegativeNumber);
+  app.add_option("--write-every", options.write_every,
+                 "settings-write: each worker saves a setting every N renders")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_option("--json", json_path, "Write the figures as JSON to PATH, or - for stdout");
   app.add_flag("--no-progress", no_progress, "Do not draw the progress bar");
   try {
@@ -82,8 +88,9 @@ int run(int argc, char** argv) {
   options.duration = std::chrono::duration<double>(duration);
   options.checkout_timeout = std::chrono::duration<double>(checkout_timeout);
   options.progress = !no_progress;
-  options.scenario = scenario == "leak" ? poolscope::load::Scenario::kLeak
-                                        : poolscope::load::Scenario::kWidget;
+  options.scenario = scenario == "leak"             ? poolscope::load::Scenario::kLeak
+                     : scenario == "settings-write" ? poolscope::load::Scenario::kSettingsWrite
+                                                    : poolscope::load::Scenario::kWidget;
   if (leak_option->count() > 0) options.leak_threshold = std::chrono::duration<double>(leak_threshold);
   if (churn_option->count() > 0) options.churn_threshold = churn_threshold;
 
@@ -116,6 +123,11 @@ int run(int argc, char** argv) {
         return 1;
       }
     }
+  }
+  if (result.stale_reads > 0) {
+    std::fprintf(stderr, "poolscope-load: %llu reads were older than the last committed save\n",
+                 static_cast<unsigned long long>(result.stale_reads));
+    return 1;
   }
   if (result.errors > 0) {
     std::fprintf(stderr, "poolscope-load: %llu renders failed; first error: %s\n",

@@ -50,6 +50,20 @@ void print_summary(std::FILE* out, const RunResult& r) {
   row(out, "timeouts", std::to_string(r.timeouts));
   row(out, "errors", std::to_string(r.errors));
   if (!r.first_error.empty()) row(out, "first error", r.first_error);
+  if (!r.caches.empty()) {
+    row(out, "sessions avoided", std::to_string(r.sessions_avoided) + "  (" +
+                                     number(r.per_render(r.sessions_avoided), 2) + " per render)");
+    for (const cache::CacheStats& c : r.caches) {
+      row(out, ("cache " + c.name).c_str(),
+          std::to_string(c.hits) + " hits, " + std::to_string(c.misses) + " misses (" +
+              number(100 * c.hit_ratio(), 3) + "% hits), " + std::to_string(c.loads) + " loads, " +
+              std::to_string(c.sessions_avoided) + " sessions avoided");
+    }
+  }
+  if (r.scenario == "settings-write") {
+    row(out, "settings writes", std::to_string(r.writes));
+    row(out, "stale reads", std::to_string(r.stale_reads) + "  (reads older than the last save)");
+  }
   if (r.traced) {
     row(out, "churn warnings", std::to_string(r.tracer.churn_warnings) + "  (threshold " +
                                    number(r.churn_threshold, 0) + " acquires/s at one site)");
@@ -112,6 +126,27 @@ nlohmann::json to_json(const RunResult& r) {
       {"errors", r.errors},
       {"first_error", r.first_error},
   };
+  if (!r.caches.empty()) {
+    nlohmann::json caches = nlohmann::json::array();
+    for (const cache::CacheStats& c : r.caches) {
+      caches.push_back({{"cache", c.name},
+                        {"hits", c.hits},
+                        {"misses", c.misses},
+                        {"hit_ratio", c.hit_ratio()},
+                        {"loads", c.loads},
+                        {"load_failures", c.load_failures},
+                        {"entries", c.entries},
+                        {"evictions_invalidated", c.evictions_invalidated},
+                        {"sessions_avoided", c.sessions_avoided}});
+    }
+    out["caches"] = std::move(caches);
+    out["sessions_avoided"] = r.sessions_avoided;
+    out["sessions_avoided_per_render"] = r.per_render(r.sessions_avoided);
+  }
+  if (r.scenario == "settings-write") {
+    out["writes"] = r.writes;
+    out["stale_reads"] = r.stale_reads;
+  }
   if (r.traced) {
     out["sites"] = std::move(sites);
     out["folded_sites"] = r.folded_sites;

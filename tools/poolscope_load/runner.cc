@@ -26,6 +26,8 @@ struct alignas(64) Worker {
   std::atomic<std::uint64_t> renders{0};
   std::uint64_t errors = 0;
   std::uint64_t timeouts = 0;
+  std::uint64_t writes = 0;
+  std::uint64_t stale_writes = 0;  // a writer that did not read its own write
   std::uint64_t checksum = 0;
   std::unique_ptr<WidgetRenderer> renderer;
 };
@@ -73,7 +75,15 @@ void name_thread(const std::string& name) {
 }  // namespace
 
 std::string_view to_string(Scenario scenario) noexcept {
-  return scenario == Scenario::kLeak ? "leak" : "widget";
+  switch (scenario) {
+    case Scenario::kLeak:
+      return "leak";
+    case Scenario::kSettingsWrite:
+      return "settings-write";
+    case Scenario::kWidget:
+      break;
+  }
+  return "widget";
 }
 
 RunResult run(const RunOptions& options) {
@@ -109,6 +119,15 @@ RunResult run(const RunOptions& options) {
   }
   const PoolStats before = pool.stats();
 
+  const bool writing = options.scenario == Scenario::kSettingsWrite;
+  if (writing && options.write_every < 1) {
+    throw std::invalid_argument("--write-every must be at least 1");
+  }
+  std::unique_ptr<WidgetCaches> caches;
+  if (options.mode == Mode::kCached || writing) caches = std::make_unique<WidgetCaches>(pool);
+  std::unique_ptr<WriteLedger> ledger;
+  if (writing) ledger = std::make_unique<WriteLedger>();
+
   // The leak scenario holds one lease for 1.5 leak thresholds: long enough to
   // be reported, short enough to come back (and be logged) within the run.
   const Seconds leak_hold = leak_threshold * 1.5;
@@ -120,7 +139,9 @@ RunResult run(const RunOptions& options) {
   }
 
   std::vector<Worker> workers(static_cast<std::size_t>(options.threads));
-  for (Worker& w : workers) w.renderer = std::make_unique<WidgetRenderer>(options.mode, &pool, url);
+  for (Worker& w : workers) {
+    w.renderer = std::make_unique<WidgetRenderer>(options.mode, &pool, url, caches.get(), ledger.get());
+  }
   std::atomic<bool> stop{false};
   std::mutex error_mu;
   std::string first_error;
@@ -130,10 +151,16 @@ RunResult run(const RunOptions& options) {
   for (Worker& w : workers) {
     threads.emplace_back([&, n = threads.size()] {
       name_thread("render-" + std::to_string(n + 1));
+      std::uint64_t next_account = n;
       while (!stop.load(std::memory_order_relaxed)) {
         try {
           w.checksum += w.renderer->render(rows);
-          w.renders.fetch_add(1, std::memory_order_relaxed);
+          const std::uint64_t done = w.renders.fetch_add(1, std::memory_order_relaxed) + 1;
+          if (writing && done % static_cast<std::uint64_t>(options.write_every) == 0) {
+            const int account = static_cast<int>(next_account++ % kAccounts) + 1;
+            if (!ledger->write(*caches, account)) ++w.stale_writes;
+            ++w.writes;
+          }
         } catch (const PoolTimeout&) {
           ++w.timeouts;
         } catch (const std::exception& e) {
@@ -195,6 +222,14 @@ RunResult run(const RunOptions& options) {
     result.timeouts += w.timeouts;
     latency.merge(w.renderer->acquire_latency());
     naive_opened += w.renderer->connections_opened();
+    result.writes += w.writes;
+    result.stale_reads += w.stale_writes + w.renderer->stale_reads();
+  }
+  if (caches) {
+    for (const cache::CacheStats& c : {caches->accounts.stats(), caches->settings.stats()}) {
+      result.caches.push_back(c);
+      result.sessions_avoided += c.sessions_avoided;
+    }
   }
   if (options.mode == Mode::kNaive) {
     result.checkouts = naive_opened;

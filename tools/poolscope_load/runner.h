@@ -16,8 +16,9 @@
 namespace poolscope::load {
 
 enum class Scenario {
-  kWidget,  // the dashboard widget, rendered as fast as the threads can
-  kLeak,    // the widget, plus one export that holds its lease past leak_threshold
+  kWidget,         // the dashboard widget, rendered as fast as the threads can
+  kLeak,           // the widget, plus one export that holds its lease past leak_threshold
+  kSettingsWrite,  // the widget, with settings saves mixed in and every read checked
 };
 
 struct RunOptions {
@@ -36,7 +37,10 @@ struct RunOptions {
   // churn_per_render checkouts per render at the current render rate.
   std::optional<double> churn_threshold;
   double churn_per_render = 10;
+  // Settings-write scenario: each worker saves a setting every this many renders.
+  int write_every = 10;
 };
+
 
 struct RunResult {
   std::string scenario;
@@ -64,6 +68,12 @@ struct RunResult {
   tracing::TracerStats tracer;
   double churn_threshold = 0;  // at the end of the run
   double leak_threshold_s = 0;
+
+  // Caches (cached mode, settings-write scenario).
+  std::vector<cache::CacheStats> caches;
+  std::uint64_t sessions_avoided = 0;
+  std::uint64_t writes = 0;       // settings saves
+  std::uint64_t stale_reads = 0;  // reads older than the last committed save
 
   double renders_per_s() const { return duration_s > 0 ? static_cast<double>(renders) / duration_s : 0; }
   double per_render(std::uint64_t n) const {

@@ -1,5 +1,6 @@
 #include "widget.h"
 
+#include <charconv>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -14,6 +15,7 @@ const char* const kSymbols[] = {"AAPL", "MSFT", "NVDA", "AMZN", "GOOG"};
 // Settings values look like what the incidents stored.
 std::string setting_value(int account, const std::string& key) {
   if (key == "paper_account") return account % 2 == 0 ? "true" : "false";
+  if (key == "api_secret") return "secret-" + std::to_string(account) + "-v0";
   return key + "-" + std::to_string(account) + "-0123456789abcdef";
 }
 
@@ -27,12 +29,14 @@ std::string_view to_string(Mode mode) noexcept {
       return "pool";
     case Mode::kReuse:
       return "reuse";
+    case Mode::kCached:
+      return "cached";
   }
   return "unknown";
 }
 
 std::optional<Mode> parse_mode(std::string_view name) noexcept {
-  for (Mode mode : {Mode::kNaive, Mode::kPool, Mode::kReuse}) {
+  for (Mode mode : {Mode::kNaive, Mode::kPool, Mode::kReuse, Mode::kCached}) {
     if (to_string(mode) == name) return mode;
   }
   return std::nullopt;
@@ -162,14 +166,75 @@ class WidgetRenderer::PooledSettings : public SettingsSource {
   WidgetRenderer& owner_;
 };
 
-WidgetRenderer::WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url)
-    : mode_(mode), pool_(pool) {
+// Settings through the SettingsCache: what the cached accounts read.
+class CachedSettings : public SettingsSource {
+ public:
+  explicit CachedSettings(cache::SettingsCache& cache) : cache_(cache) {}
+  std::string read(int account_id, const std::string& key) override {
+    return cache_.get<std::string>(account_id, key);
+  }
+
+ private:
+  cache::SettingsCache& cache_;
+};
+
+WidgetCaches::WidgetCaches(Pool& pool)
+    : settings(pool, {.name = "account_settings",
+                      .table = {"account_settings", "account_id", "setting_key", "setting_value"}}),
+      accounts(
+          [this](const int& id) {
+            CachedSettings source(settings);
+            return std::make_shared<const Account>(id, source);
+          },
+          {.name = "accounts"}) {
+  // A save evicts the account object built from the old settings.
+  settings.cache().set_invalidation_listener([this](const cache::Invalidation<std::int64_t>& inv) {
+    if (inv.key) {
+      accounts.evict(static_cast<int>(*inv.key));
+    } else {
+      accounts.clear();
+    }
+  });
+}
+
+bool WriteLedger::write(WidgetCaches& caches, int account) {
+  Slot& slot = slots_[account];
+  std::lock_guard lock(slot.write);
+  const std::uint64_t version = ++slot.next;
+  caches.settings.save(account, "api_secret",
+                       "secret-" + std::to_string(account) + "-v" + std::to_string(version));
+  slot.committed.store(version, std::memory_order_release);
+  return version_of(caches.accounts.get(account)->api_secret()) >= version;
+}
+
+std::uint64_t WriteLedger::committed(int account) const noexcept {
+  return slots_[account].committed.load(std::memory_order_acquire);
+}
+
+std::uint64_t WriteLedger::version_of(const std::string& api_secret) noexcept {
+  const std::size_t v = api_secret.rfind("-v");
+  if (v == std::string::npos) return 0;
+  std::uint64_t version = 0;
+  std::from_chars(api_secret.data() + v + 2, api_secret.data() + api_secret.size(), version);
+  return version;
+}
+
+WidgetRenderer::WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url,
+                               WidgetCaches* caches, const WriteLedger* ledger)
+    : mode_(mode), pool_(pool), caches_(caches), ledger_(ledger) {
   if (mode == Mode::kNaive) {
     settings_ = std::make_unique<NaiveSettings>(url, *this);
   } else {
     if (pool == nullptr) throw std::invalid_argument("WidgetRenderer: pool mode needs a pool");
+    if (mode == Mode::kCached && caches == nullptr) {
+      throw std::invalid_argument("WidgetRenderer: cached mode needs the caches");
+    }
     settings_ = std::make_unique<PooledSettings>(*this);
   }
+}
+
+void WidgetRenderer::check(const Account& account, std::uint64_t floor) {
+  if (WriteLedger::version_of(account.api_secret()) < floor) ++stale_reads_;
 }
 
 WidgetRenderer::~WidgetRenderer() = default;
@@ -183,7 +248,17 @@ std::uint64_t WidgetRenderer::render(const std::vector<Transaction>& rows) {
   }
   std::uint64_t checksum = 0;
   for (const Transaction& row : rows) {
-    const Account account(row.account_id, *settings_);
+    // The last save committed before this read began: the read must see it.
+    const std::uint64_t floor = ledger_ != nullptr ? ledger_->committed(row.account_id) : 0;
+    std::shared_ptr<const Account> cached;
+    std::optional<Account> built;
+    if (mode_ == Mode::kCached) {
+      cached = caches_->accounts.get(row.account_id);
+    } else {
+      built.emplace(row.account_id, *settings_);
+    }
+    const Account& account = cached != nullptr ? *cached : *built;
+    if (ledger_ != nullptr) check(account, floor);
     checksum += static_cast<std::uint64_t>(account.id()) * (account.paper() ? 3 : 1) +
                 account.credential_length() + static_cast<std::uint64_t>(row.quantity);
   }

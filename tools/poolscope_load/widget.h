@@ -7,6 +7,9 @@
 //   pool   a pooled lease per read (60 checkouts per render)
 //   reuse  one lease held for the render; the reads' own acquire() calls
 //          share it (1 checkout, 60 nested reuses per render)
+//   cached account objects from an InstanceCache, their settings from a
+//          SettingsCache (no checkout once warm); a settings save evicts
+//          the account, as the incident's fix cleared its cache on save
 //
 // The 20 rows are the widget's input, read once per worker; a render is the
 // per-row account construction, which is where the incident's sessions went.
@@ -18,17 +21,20 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "latency.h"
+#include "poolscope/cache/instance_cache.h"
+#include "poolscope/cache/settings_cache.h"
 #include "poolscope/pool/pool.h"
 
 namespace poolscope::load {
 
-enum class Mode { kNaive, kPool, kReuse };
+enum class Mode { kNaive, kPool, kReuse, kCached };
 
 std::string_view to_string(Mode mode) noexcept;
 std::optional<Mode> parse_mode(std::string_view name) noexcept;
@@ -65,6 +71,7 @@ class Account {
 
   int id() const noexcept { return id_; }
   bool paper() const noexcept { return paper_; }
+  const std::string& api_secret() const noexcept { return api_secret_; }
   std::size_t credential_length() const noexcept { return api_key_.size() + api_secret_.size(); }
 
  private:
@@ -74,6 +81,38 @@ class Account {
   bool paper_;
 };
 
+// The caches of the cached mode: accounts by id, settings by account. A
+// save to an account's settings evicts its cached object. Thread-safe.
+struct WidgetCaches {
+  explicit WidgetCaches(Pool& pool);
+
+  cache::SettingsCache settings;
+  cache::InstanceCache<int, const Account> accounts;
+};
+
+// The settings-write scenario's bookkeeping: saves api_secret of an account
+// as "secret-<account>-v<version>", versions counting up per account, and
+// knows the last version committed, so every read can be checked against
+// it. Thread-safe.
+class WriteLedger {
+ public:
+  // Saves the next version for account through caches (then reads it back:
+  // a writer must see its own write). Returns false if the read-back was stale.
+  bool write(WidgetCaches& caches, int account);
+  // The newest version committed for account before this call.
+  std::uint64_t committed(int account) const noexcept;
+  // The version inside an api_secret value (0 for the seeded ones).
+  static std::uint64_t version_of(const std::string& api_secret) noexcept;
+
+ private:
+  struct alignas(64) Slot {
+    std::mutex write;  // one writer per account keeps commit order = version order
+    std::uint64_t next = 0;
+    std::atomic<std::uint64_t> committed{0};
+  };
+  Slot slots_[kAccounts + 1];
+};
+
 // The leak scenario's culprit: a report export that keeps its lease for
 // `hold` (or until stop) while it "formats", far past leak_threshold.
 void slow_export(Pool& pool, std::chrono::duration<double> hold, const std::atomic<bool>& stop);
@@ -81,12 +120,18 @@ void slow_export(Pool& pool, std::chrono::duration<double> hold, const std::atom
 // Renders the widget for one worker thread. Not thread-safe: one per thread.
 class WidgetRenderer {
  public:
-  // pool is unused (may be null) in naive mode; url is used only there.
-  WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url);
+  // pool is unused (may be null) in naive mode; url is used only there;
+  // caches only in cached mode. With a ledger, every account read is checked
+  // against the last committed save.
+  WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url, WidgetCaches* caches = nullptr,
+                 const WriteLedger* ledger = nullptr);
   ~WidgetRenderer();
 
   // One render over rows; returns a checksum of the accounts built.
   std::uint64_t render(const std::vector<Transaction>& rows);
+
+  // Reads older than the last committed save (settings-write scenario).
+  std::uint64_t stale_reads() const noexcept { return stale_reads_; }
 
   // Latency of every acquire (naive: every connection open) so far.
   const LatencyHistogram& acquire_latency() const noexcept { return latency_; }
@@ -97,10 +142,15 @@ class WidgetRenderer {
   class NaiveSettings;
   class PooledSettings;
 
+  void check(const Account& account, std::uint64_t floor);
+
   Mode mode_;
   Pool* pool_;
+  WidgetCaches* caches_;
+  const WriteLedger* ledger_;
   LatencyHistogram latency_;
   std::uint64_t opened_ = 0;
+  std::uint64_t stale_reads_ = 0;
   std::unique_ptr<SettingsSource> settings_;
 };
 
