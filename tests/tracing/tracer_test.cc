@@ -247,7 +247,8 @@ TEST_F(TracerSqliteTest, ChurnWarningFiresForALoopSiteAndNotForAQuietOne) {
   const auto warnings = sink_->matching("Session churn at ");
   ASSERT_FALSE(warnings.empty());
   for (const std::string& w : warnings) {
-    EXPECT_EQ(w.rfind("warning: Session churn at " + format_site(loop) + ": ", 0), 0u) << w;
+    EXPECT_EQ(w.rfind("warning: Session churn at " + format_site(loop) + " (pool=" + pool.name() + "): ", 0), 0u)
+        << w;
     EXPECT_NE(w.find("acquires/s over the last"), std::string::npos) << w;
     EXPECT_NE(w.find("Hold one lease around the loop"), std::string::npos) << w;
   }
@@ -330,6 +331,38 @@ TEST_F(TracerSqliteTest, WithoutStackCaptureTheLineHasOnlyTheSite) {
   ASSERT_EQ(created.size(), 1u);
   EXPECT_NE(created[0].find("[Called from: tracer_test.cc:open_for_account():"), std::string::npos);
   EXPECT_EQ(created[0].find(" <- "), std::string::npos) << created[0];
+}
+
+TEST_F(TracerSqliteTest, SitesAreTrackedPerPoolAndMergedAcrossThem) {
+  PoolConfig a_config = db_.config(1);
+  a_config.name = "a";
+  PoolConfig b_config = db_.config(1);
+  b_config.name = "b";
+  Pool a(a_config), b(b_config);
+  TracerConfig tc;
+  tc.logger = logger_;
+  Tracer tracer(tc);
+  tracer.attach(a);
+  tracer.attach(b);
+  const std::source_location shared = std::source_location::current();
+  const std::source_location only_b = std::source_location::current();
+  for (int i = 0; i < 3; ++i) acquire_at(a, shared);
+  for (int i = 0; i < 2; ++i) acquire_at(b, shared);
+  acquire_at(b, only_b);
+  const std::vector<PoolSites> pools = tracer.pool_sites();
+  ASSERT_EQ(pools.size(), 2u);
+  EXPECT_EQ(pools[0].pool, "a");
+  EXPECT_EQ(pools[0].sites[0].name, format_site(shared));
+  EXPECT_EQ(pools[0].sites[0].acquires, 3u);
+  EXPECT_EQ(pools[0].sites.size(), 2u) << "the shared site and 'other'";
+  EXPECT_EQ(pools[1].pool, "b");
+  EXPECT_EQ(pools[1].sites[0].acquires, 2u);
+  EXPECT_EQ(pools[1].sites[1].name, format_site(only_b));
+  const std::vector<SiteStats> merged = tracer.sites();
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_EQ(merged[0].name, format_site(shared));
+  EXPECT_EQ(merged[0].acquires, 5u);
+  EXPECT_TRUE(merged[2].other);
 }
 
 TEST_F(TracerSqliteTest, ATracerCanGoBeforeItsPool) {

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -76,6 +77,10 @@ int run(int argc, char** argv) {
                  "settings-write: each worker saves a setting every N renders")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
+  app.add_option("--metrics", options.metrics_listen,
+                 "Serve /metrics and /stats.json on HOST:PORT while running (e.g. 127.0.0.1:9464)");
+  app.add_flag("--print-stats", options.print_stats,
+               "Print the JSON stats snapshot (pools, call sites, caches) at the end, to stderr");
   app.add_option("--json", json_path, "Write the figures as JSON to PATH, or - for stdout");
   app.add_flag("--no-progress", no_progress, "Do not draw the progress bar");
   try {
@@ -94,6 +99,10 @@ int run(int argc, char** argv) {
   if (leak_option->count() > 0) options.leak_threshold = std::chrono::duration<double>(leak_threshold);
   if (churn_option->count() > 0) options.churn_threshold = churn_threshold;
 
+  // Ctrl-C or SIGTERM ends the run early, with its summary.
+  std::signal(SIGINT, [](int) { poolscope::load::request_stop(); });
+  std::signal(SIGTERM, [](int) { poolscope::load::request_stop(); });
+
   poolscope::load::RunResult result;
   try {
     result = poolscope::load::run(options);
@@ -109,6 +118,7 @@ int run(int argc, char** argv) {
     return 1;
   }
 
+  if (!result.stats_json.empty()) std::fprintf(stderr, "%s\n", result.stats_json.c_str());
   // With --json - the JSON owns stdout, so the table goes to stderr.
   poolscope::load::print_summary(json_path == "-" ? stderr : stdout, result);
   if (!json_path.empty()) {

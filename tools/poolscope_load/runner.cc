@@ -14,6 +14,8 @@
 
 #include "console.h"
 #include "log_sink.h"
+#include "poolscope/exporters/metrics_collector.h"
+#include "poolscope/exporters/metrics_server.h"
 #include "poolscope/pool/errors.h"
 
 namespace poolscope::load {
@@ -67,12 +69,16 @@ class RenderRate {
   std::deque<std::pair<Clock::time_point, std::uint64_t>> samples_;
 };
 
+std::atomic<bool> g_stop_requested{false};
+
 // Names show in leak reports and in top(1).
 void name_thread(const std::string& name) {
   ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
 }
 
 }  // namespace
+
+void request_stop() noexcept { g_stop_requested.store(true, std::memory_order_relaxed); }
 
 std::string_view to_string(Scenario scenario) noexcept {
   switch (scenario) {
@@ -138,6 +144,25 @@ RunResult run(const RunOptions& options) {
                              " s so the held lease passes leak_threshold and comes back");
   }
 
+  // Metrics while running: the pool, its call sites and the caches.
+  std::shared_ptr<exporters::MetricsCollector> metrics;
+  std::unique_ptr<exporters::MetricsServer> server;
+  if (!options.metrics_listen.empty() || options.print_stats) {
+    metrics = std::make_shared<exporters::MetricsCollector>();
+    metrics->add_pool(pool);
+    if (tracer) metrics->add_tracer(*tracer);
+    if (caches) {
+      metrics->add_cache(caches->settings);
+      metrics->add_cache(caches->accounts, pool.name());
+    }
+  }
+  if (!options.metrics_listen.empty()) {
+    server = std::make_unique<exporters::MetricsServer>(
+        metrics, exporters::MetricsServerConfig{.listen = options.metrics_listen});
+    Console::instance().line("poolscope-load: serving " + server->url() + "/metrics and " + server->url() +
+                             "/stats.json");
+  }
+
   std::vector<Worker> workers(static_cast<std::size_t>(options.threads));
   for (Worker& w : workers) {
     w.renderer = std::make_unique<WidgetRenderer>(options.mode, &pool, url, caches.get(), ledger.get());
@@ -189,7 +214,7 @@ RunResult run(const RunOptions& options) {
   for (;;) {
     const auto now = Clock::now();
     const double elapsed = Seconds(now - start).count();
-    if (elapsed >= total) break;
+    if (elapsed >= total || g_stop_requested.load(std::memory_order_relaxed)) break;
     std::uint64_t renders = 0;
     for (const Worker& w : workers) renders += w.renders.load(std::memory_order_relaxed);
     rate.sample(now, renders);
@@ -242,6 +267,7 @@ RunResult run(const RunOptions& options) {
   result.acquire_p50_s = latency.quantile_seconds(0.50);
   result.acquire_p99_s = latency.quantile_seconds(0.99);
   result.first_error = first_error;
+  if (options.print_stats) result.stats_json = metrics->json();
   if (tracer) {
     result.traced = true;
     result.sites = tracer->sites();

@@ -39,7 +39,15 @@ struct RunOptions {
   double churn_per_render = 10;
   // Settings-write scenario: each worker saves a setting every this many renders.
   int write_every = 10;
+  // host:port to serve /metrics and /stats.json on while running; empty: none.
+  std::string metrics_listen;
+  // Print the JSON stats snapshot (pools, sites, caches) at the end.
+  bool print_stats = false;
 };
+
+// Ends a running run() early, as if its duration were up (from a signal
+// handler too: it only sets a flag).
+void request_stop() noexcept;
 
 
 struct RunResult {
@@ -74,6 +82,8 @@ struct RunResult {
   std::uint64_t sessions_avoided = 0;
   std::uint64_t writes = 0;       // settings saves
   std::uint64_t stale_reads = 0;  // reads older than the last committed save
+
+  std::string stats_json;  // the collector's snapshot, when asked for
 
   double renders_per_s() const { return duration_s > 0 ? static_cast<double>(renders) / duration_s : 0; }
   double per_render(std::uint64_t n) const {

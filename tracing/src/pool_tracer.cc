@@ -23,7 +23,8 @@ PoolTracer::PoolTracer(std::shared_ptr<TracerState> state, Pool& pool)
       pool_name_(pool.name()),
       url_(pool.redacted_url()),
       slots_(pool.config().pool_size + pool.config().max_overflow),
-      stacks_(state_->config().capture_stacks ? new SlotStack[slots_] : nullptr) {}
+      stacks_(state_->config().capture_stacks ? new SlotStack[slots_] : nullptr),
+      registry_(std::make_shared<SiteRegistry>(state_->config().max_sites)) {}
 
 PoolTracer::~PoolTracer() = default;
 
@@ -40,7 +41,7 @@ std::string PoolTracer::called_from(const std::source_location* site) const {
 }
 
 void PoolTracer::on_connect(const ConnectEvent& e) {
-  if (e.site != nullptr) state_->registry().add_opened(state_->registry().lookup(*e.site).index);
+  if (e.site != nullptr) registry().add_opened(registry().lookup(*e.site).index);
   spdlog::logger& log = state_->logger();
   if (log.should_log(state_->config().session_level)) {
     log.log(state_->config().session_level, "Database session created (id={}, pool={}, url={}) {}",
@@ -54,7 +55,7 @@ void PoolTracer::on_connect_failed(const ConnectFailedEvent& e) {
 }
 
 void PoolTracer::on_checkout(const CheckoutEvent& e) {
-  bump(state_->registry().lookup(e.site).counters->acquires);
+  bump(registry().lookup(e.site).counters->acquires);
   if (stacks_ != nullptr && e.slot < slots_) {
     const StackTrace trace = StackTrace::capture();
     SlotStack& s = stacks_[e.slot];
@@ -82,11 +83,11 @@ StackTrace PoolTracer::stack(std::uint32_t slot, std::uint64_t checkout) const {
 }
 
 void PoolTracer::on_reuse(const ReuseEvent& e) {
-  bump(state_->registry().lookup(e.site).counters->reuses);
+  bump(registry().lookup(e.site).counters->reuses);
 }
 
 void PoolTracer::on_checkin(const CheckinEvent& e) {
-  SiteCounters& c = *state_->registry().lookup(e.site).counters;
+  SiteCounters& c = *registry().lookup(e.site).counters;
   const auto held = static_cast<std::uint64_t>(std::max<std::int64_t>(e.held.count(), 0));
   bump(c.hold_ns, held);
   raise_max(c.max_hold_ns, held);
@@ -103,7 +104,7 @@ void PoolTracer::on_close(const CloseEvent& e) {
 }
 
 void PoolTracer::on_timeout(const TimeoutEvent& e) {
-  state_->registry().add_timeout(state_->registry().lookup(e.site).index);
+  registry().add_timeout(registry().lookup(e.site).index);
   state_->logger().warn("Checkout timed out after {} (pool={}) [Called from: {}]",
                         human_duration(e.waited), pool_name_, format_site(e.site));
 }

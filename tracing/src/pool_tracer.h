@@ -7,12 +7,14 @@
 
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
 #include "poolscope/pool/observer.h"
 #include "poolscope/pool/pool.h"
 #include "poolscope/tracing/stack_trace.h"
+#include "site_registry.h"
 
 namespace poolscope::tracing::detail {
 
@@ -24,6 +26,13 @@ class PoolTracer final : public PoolObserver {
   ~PoolTracer() override;
 
   const std::string& pool_name() const noexcept { return pool_name_; }
+
+  // This pool's call sites.
+  SiteRegistry& registry() const noexcept { return *registry_; }
+
+  // Leases of this pool reported as leaked so far.
+  std::uint64_t leaks_reported() const noexcept { return leaks_.load(std::memory_order_relaxed); }
+  void count_leak() noexcept { leaks_.fetch_add(1, std::memory_order_relaxed); }
 
   // The stack captured at checkout `checkout` of `slot`; empty when stacks
   // are off or the slot has been checked out again since.
@@ -50,6 +59,9 @@ class PoolTracer final : public PoolObserver {
   const std::string url_;  // redacted
   const std::size_t slots_;
   const std::unique_ptr<SlotStack[]> stacks_;  // null unless capture_stacks
+  const std::shared_ptr<SiteRegistry> registry_;
+
+  std::atomic<std::uint64_t> leaks_{0};
 };
 
 }  // namespace poolscope::tracing::detail

@@ -6,11 +6,13 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
+#include "pool_tracer.h"
 #include "tracer_state.h"
 
 namespace poolscope::tracing {
@@ -34,25 +36,30 @@ class ChurnDetector {
     const double threshold = state_.churn_threshold.load(std::memory_order_relaxed);
     const auto window = std::chrono::duration_cast<Clock::duration>(state_.config().churn_window);
     const Clock::time_point now = Clock::now();
-    const std::vector<std::uint64_t> acquires = state_.registry().acquires();
-    if (samples_.size() < acquires.size()) {
-      samples_.resize(acquires.size());
-      last_warning_.resize(acquires.size());
-    }
-    for (std::size_t i = 0; i < acquires.size(); ++i) {
-      std::deque<Sample>& s = samples_[i];
-      s.push_back({now, acquires[i]});
-      // Keep the newest sample at or before the window's start.
-      while (s.size() > 1 && s[1].time <= now - window) s.pop_front();
-      if (threshold <= 0 || s.size() < 2) continue;
-      const double span = std::chrono::duration<double>(now - s.front().time).count();
-      // Judge on at least a quarter of the window, so a burst in one short
-      // tick is not extrapolated.
-      if (span < std::chrono::duration<double>(window).count() / 4) continue;
-      const double rate = static_cast<double>(acquires[i] - s.front().acquires) / span;
-      if (rate <= threshold || (last_warning_[i] && now - *last_warning_[i] < window)) continue;
-      last_warning_[i] = now;
-      warn(static_cast<std::uint32_t>(i), rate, span, threshold);
+    const std::vector<std::shared_ptr<detail::PoolTracer>> pools = state_.pools();
+    // Forget pools that went away.
+    std::erase_if(sites_, [&](const auto& entry) {
+      return std::none_of(pools.begin(), pools.end(), [&](const auto& p) { return p.get() == entry.first; });
+    });
+    for (const std::shared_ptr<detail::PoolTracer>& pool : pools) {
+      const std::vector<std::uint64_t> acquires = pool->registry().acquires();
+      std::vector<Site>& sites = sites_[pool.get()];
+      if (sites.size() < acquires.size()) sites.resize(acquires.size());
+      for (std::size_t i = 0; i < acquires.size(); ++i) {
+        std::deque<Sample>& s = sites[i].samples;
+        s.push_back({now, acquires[i]});
+        // Keep the newest sample at or before the window's start.
+        while (s.size() > 1 && s[1].time <= now - window) s.pop_front();
+        if (threshold <= 0 || s.size() < 2) continue;
+        const double span = std::chrono::duration<double>(now - s.front().time).count();
+        // Judge on at least a quarter of the window, so a burst in one short
+        // tick is not extrapolated.
+        if (span < std::chrono::duration<double>(window).count() / 4) continue;
+        const double rate = static_cast<double>(acquires[i] - s.front().acquires) / span;
+        if (rate <= threshold || (sites[i].warned && now - *sites[i].warned < window)) continue;
+        sites[i].warned = now;
+        warn(*pool, static_cast<std::uint32_t>(i), rate, span, threshold);
+      }
     }
   }
 
@@ -61,21 +68,43 @@ class ChurnDetector {
     Clock::time_point time;
     std::uint64_t acquires;
   };
+  struct Site {
+    std::deque<Sample> samples;
+    std::optional<Clock::time_point> warned;
+  };
 
-  void warn(std::uint32_t site, double rate, double span, double threshold) {
-    const std::string name = state_.registry().name(site);
+  void warn(detail::PoolTracer& pool, std::uint32_t site, double rate, double span, double threshold) {
+    const std::string name = pool.registry().name(site);
     state_.logger().warn(
-        "Session churn at {}{}: {:.0f} acquires/s over the last {:.1f} s (churn_threshold {:g}/s). "
-        "Acquiring in a loop? Hold one lease around the loop (nested acquire() calls share it), "
-        "or cache what the loop reads.",
-        name, name == "other" ? " (sites past max_sites)" : "", rate, span, threshold);
+        "Session churn at {}{} (pool={}): {:.0f} acquires/s over the last {:.1f} s "
+        "(churn_threshold {:g}/s). Acquiring in a loop? Hold one lease around the loop (nested "
+        "acquire() calls share it), or cache what the loop reads.",
+        name, name == "other" ? " (sites past max_sites)" : "", pool.pool_name(), rate, span, threshold);
     state_.churn_warnings.fetch_add(1, std::memory_order_relaxed);
   }
 
   detail::TracerState& state_;
-  std::vector<std::deque<Sample>> samples_;
-  std::vector<std::optional<Clock::time_point>> last_warning_;
+  std::map<const detail::PoolTracer*, std::vector<Site>> sites_;
 };
+
+// Sorts a site table by order, keeping "other" last.
+void sort_sites(std::vector<SiteStats>& sites, SiteOrder order) {
+  auto key = [order](const SiteStats& s) {
+    switch (order) {
+      case SiteOrder::kTotalHold:
+        return std::make_tuple(s.total_hold.count(), static_cast<std::int64_t>(s.acquires));
+      case SiteOrder::kMaxHold:
+        return std::make_tuple(s.max_hold.count(), s.total_hold.count());
+      case SiteOrder::kAcquires:
+        break;
+    }
+    return std::make_tuple(static_cast<std::int64_t>(s.acquires), s.total_hold.count());
+  };
+  std::stable_sort(sites.begin(), sites.end(), [&](const SiteStats& a, const SiteStats& b) {
+    if (a.other != b.other) return b.other;
+    return key(a) > key(b);
+  });
+}
 
 void housekeeping(std::stop_token stop, std::shared_ptr<detail::TracerState> state) {
   const TracerConfig& config = state->config();
@@ -142,25 +171,46 @@ void Tracer::attach(Pool& pool) { state_->attach(pool, state_); }
 void Tracer::detach(Pool& pool) { state_->detach(pool); }
 
 std::vector<SiteStats> Tracer::sites(SiteOrder order) const {
-  std::vector<SiteStats> sites = state_->registry().snapshot();
-  // "other" stays last whatever the order.
-  auto key = [order](const SiteStats& s) {
-    switch (order) {
-      case SiteOrder::kTotalHold:
-        return std::make_tuple(s.total_hold.count(), static_cast<std::int64_t>(s.acquires));
-      case SiteOrder::kMaxHold:
-        return std::make_tuple(s.max_hold.count(), s.total_hold.count());
-      case SiteOrder::kAcquires:
-        break;
+  std::vector<SiteStats> merged;
+  std::map<std::string, std::size_t> index;
+  for (const auto& pool : state_->pools()) {
+    for (SiteStats& s : pool->registry().snapshot()) {
+      auto [it, added] = index.emplace(s.name, merged.size());
+      if (added) {
+        merged.push_back(std::move(s));
+        continue;
+      }
+      SiteStats& m = merged[it->second];
+      m.acquires += s.acquires;
+      m.reuses += s.reuses;
+      m.connections_opened += s.connections_opened;
+      m.timeouts += s.timeouts;
+      m.leaks += s.leaks;
+      m.total_hold += s.total_hold;
+      m.max_hold = std::max(m.max_hold, s.max_hold);
     }
-    return std::make_tuple(static_cast<std::int64_t>(s.acquires), s.total_hold.count());
-  };
-  std::stable_sort(sites.begin(), sites.end() - 1,
-                   [&](const SiteStats& a, const SiteStats& b) { return key(a) > key(b); });
-  return sites;
+  }
+  if (index.find("other") == index.end()) merged.push_back(SiteStats{.name = "other", .other = true});
+  sort_sites(merged, order);
+  return merged;
 }
 
-std::uint64_t Tracer::folded_sites() const { return state_->registry().folded(); }
+std::vector<PoolSites> Tracer::pool_sites(SiteOrder order) const {
+  std::vector<PoolSites> out;
+  for (const auto& pool : state_->pools()) {
+    PoolSites p{pool->pool_name(), pool->registry().snapshot(), pool->registry().folded(),
+                pool->leaks_reported()};
+    sort_sites(p.sites, order);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::uint64_t Tracer::folded_sites() const {
+  std::uint64_t folded = 0;
+  for (const auto& pool : state_->pools()) folded += pool->registry().folded();
+  return folded;
+}
 
 TracerStats Tracer::stats() const {
   return {state_->churn_warnings.load(std::memory_order_relaxed),

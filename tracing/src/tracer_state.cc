@@ -51,8 +51,14 @@ std::string thread_name(std::uint64_t tid) {
 TracerState::TracerState(TracerConfig config)
     : churn_threshold(config.churn_threshold),
       config_(std::move(config)),
-      logger_(config_.logger != nullptr ? config_.logger : default_logger()),
-      registry_(std::make_shared<SiteRegistry>(config_.max_sites)) {}
+      logger_(config_.logger != nullptr ? config_.logger : default_logger()) {}
+
+std::vector<std::shared_ptr<PoolTracer>> TracerState::pools() const {
+  MutexLock lock(mu_);
+  std::vector<std::shared_ptr<PoolTracer>> out;
+  for (const Attached& a : pools_) out.push_back(a.tracer);
+  return out;
+}
 
 void TracerState::attach(Pool& pool, std::shared_ptr<TracerState> self) {
   MutexLock lock(mu_);
@@ -104,7 +110,8 @@ void TracerState::scan_leaks() {
       const LeakKey key{a.tracer.get(), lease.slot, lease.checkout};
       if (leaks_.contains(key)) continue;
       std::string site = format_site(lease.site);
-      registry_->add_leak(registry_->lookup(lease.site).index);
+      a.tracer->registry().add_leak(a.tracer->registry().lookup(lease.site).index);
+      a.tracer->count_leak();
       std::string text = "Possible session leak: connection " + std::to_string(lease.connection_id) +
                          " (pool=" + a.tracer->pool_name() + ") held for " +
                          human_duration(lease.held) + " by " + site + " on thread " +

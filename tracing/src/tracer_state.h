@@ -38,7 +38,6 @@ class TracerState {
 
   const TracerConfig& config() const noexcept { return config_; }
   spdlog::logger& logger() const noexcept { return *logger_; }
-  SiteRegistry& registry() const noexcept { return *registry_; }
 
   std::atomic<double> churn_threshold;
 
@@ -55,6 +54,9 @@ class TracerState {
 
   // One round of leak detection over every attached pool.
   void scan_leaks();
+
+  // The pools attached now.
+  std::vector<std::shared_ptr<PoolTracer>> pools() const;
 
   // From on_checkin: logs the return of a lease reported as leaked.
   // Cheap when nothing is reported: one relaxed load.
@@ -76,7 +78,6 @@ class TracerState {
   // Constant after construction.
   const TracerConfig config_;
   const std::shared_ptr<spdlog::logger> logger_;
-  const std::shared_ptr<SiteRegistry> registry_;
 
   std::atomic<int> open_leaks_{0};  // size of leaks_
 

@@ -169,6 +169,7 @@ class SettingsCache {
   CacheStats stats() const { return cache_.stats(); }
   const std::string& name() const noexcept { return cache_.name(); }
   const SettingsCacheConfig& config() const noexcept { return config_; }
+  const Pool& pool() const noexcept { return pool_; }
 
   // The underlying cache, for invalidation wiring.
   TtlCache<std::int64_t, std::shared_ptr<const Settings>>& cache() noexcept { return cache_; }

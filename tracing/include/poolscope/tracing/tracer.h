@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -67,6 +68,14 @@ struct TracerConfig {
   void validate() const;
 };
 
+// One attached pool's call-site table.
+struct PoolSites {
+  std::string pool;
+  std::vector<SiteStats> sites;  // sorted as asked, "other" last
+  std::uint64_t folded_sites = 0;
+  std::uint64_t leaks_reported = 0;
+};
+
 // What the detectors have reported so far.
 struct TracerStats {
   std::uint64_t churn_warnings = 0;
@@ -91,10 +100,15 @@ class Tracer {
   // Stops tracing pool. No effect if it is not attached.
   void detach(Pool& pool);
 
-  // The call-site table, sorted by order. "other" is always last.
+  // The call-site table of every attached pool together (a site used with
+  // two pools appears once, with both pools' figures), sorted by order.
+  // "other" is always last. Sites are tracked per pool, max_sites each.
   std::vector<SiteStats> sites(SiteOrder order = SiteOrder::kAcquires) const;
 
-  // How many distinct sites were folded into "other".
+  // The call-site table of each attached pool.
+  std::vector<PoolSites> pool_sites(SiteOrder order = SiteOrder::kAcquires) const;
+
+  // How many distinct sites were folded into "other", over all pools.
   std::uint64_t folded_sites() const;
 
   TracerStats stats() const;

@@ -1,0 +1,139 @@
+// MetricsCollector: poolscope's pools, call sites and caches as Prometheus
+// metric families, read when scraped. Names follow HikariCP's stems
+// (poolscope_connections{state}, _max, _min, _timeout_total,
+// _acquire_seconds, _usage_seconds, _creation_seconds, ...).
+//
+//   auto metrics = std::make_shared<poolscope::exporters::MetricsCollector>();
+//   metrics->add_pool(pool);
+//   metrics->add_tracer(tracer);
+//   metrics->add_cache(settings_cache);
+//   poolscope::exporters::MetricsServer server(metrics);   // /metrics on 127.0.0.1:9464
+//   // or: host_exposer.RegisterCollectable(metrics); or: metrics->text()
+//
+// Nothing here is on the checkout path except the three histograms, which a
+// per-pool observer fills with poolscope's own relaxed atomics (prometheus-
+// cpp's Histogram::Observe takes a mutex). Everything else is read from the
+// components' own statistics at collect time. Every series exists from the
+// moment its component is added, at zero.
+//
+// The class is thread-safe. No concurrent call to any API of this type causes
+// a data race. A pool may be destroyed while added (its series go with it);
+// tracers and caches must be removed (or the collector destroyed) first.
+
+#pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "poolscope/cache/cache_stats.h"
+#include "poolscope/cache/instance_cache.h"
+#include "poolscope/cache/settings_cache.h"
+#include "poolscope/cache/ttl_cache.h"
+#include "poolscope/pool/pool.h"
+#include "poolscope/tracing/tracer.h"
+
+namespace poolscope::exporters {
+
+namespace detail {
+class CollectorState;
+}
+
+struct MetricsConfig {
+  // Histogram upper bounds in seconds; empty: poolscope's defaults. Each
+  // pool's acquire buckets end at its checkout_timeout, which is always a
+  // bucket boundary.
+  std::vector<double> acquire_buckets;
+  std::vector<double> usage_buckets;
+  std::vector<double> creation_buckets;
+};
+
+// A cache as the collector sees it: its statistics, and the admin actions.
+struct CacheHandle {
+  std::string name;
+  std::string pool;  // label value; empty when the cache is not tied to a pool
+  std::function<cache::CacheStats()> stats;
+  std::function<void()> clear;
+  // Removes the entries whose key (as text) matches a glob; returns how many.
+  // Empty when the cache's keys have no text form.
+  std::function<std::size_t(std::string_view)> invalidate_glob;
+};
+
+class MetricsCollector : public prometheus::Collectable {
+ public:
+  explicit MetricsCollector(MetricsConfig config = {});
+  ~MetricsCollector() override;
+  MetricsCollector(const MetricsCollector&) = delete;
+  MetricsCollector& operator=(const MetricsCollector&) = delete;
+
+  // Starts reporting pool; its histograms count from now. Throws
+  // std::invalid_argument if a pool of that name is already added.
+  void add_pool(Pool& pool);
+
+  // Reports tracer's call sites (labelled by pool) and per-pool leak counts.
+  // REQUIRES: tracer outlives this collector, or is removed first.
+  void add_tracer(const tracing::Tracer& tracer);
+  void remove_tracer(const tracing::Tracer& tracer);
+
+  // Reports a cache: a TtlCache, InstanceCache or SettingsCache (whose pool
+  // label is its pool's name), or a CacheHandle for anything else. Throws
+  // std::invalid_argument if a cache of that name is already added.
+  // REQUIRES: the cache outlives this collector, or is removed first.
+  template <class K, class V, class H, class E>
+  void add_cache(cache::TtlCache<K, V, H, E>& c, std::string pool = {});
+  template <class Id, class T>
+  void add_cache(cache::InstanceCache<Id, T>& c, std::string pool = {}) {
+    add_cache(c.cache(), std::move(pool));
+  }
+  void add_cache(cache::SettingsCache& c);
+  void add_cache(CacheHandle handle);
+  void remove_cache(std::string_view name);
+
+  // The families, for prometheus-cpp (Exposer::RegisterCollectable).
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+  // The Prometheus text exposition of Collect().
+  std::string text() const;
+
+  // Pools, call sites and caches as one JSON document.
+  std::string json() const;
+
+  // Admin actions on an added cache. clear_cache returns false for an
+  // unknown name; invalidate_cache returns nullopt for an unknown name or a
+  // cache without text keys.
+  bool clear_cache(std::string_view name);
+  std::optional<std::size_t> invalidate_cache(std::string_view name, std::string_view glob);
+  std::vector<std::string> cache_names() const;
+
+ private:
+  const MetricsConfig config_;
+  // Shared with the pools' observers (weakly), which outlive this if the
+  // pools do.
+  const std::shared_ptr<detail::CollectorState> state_;
+};
+
+// Serializes families from several collectables (say, the host's own
+// prometheus::Registry and a MetricsCollector) into one text exposition.
+std::string render_text(std::initializer_list<const prometheus::Collectable*> collectables);
+
+template <class K, class V, class H, class E>
+void MetricsCollector::add_cache(cache::TtlCache<K, V, H, E>& c, std::string pool) {
+  CacheHandle handle{c.name(), std::move(pool), [&c] { return c.stats(); }, [&c] { c.clear(); }, {}};
+  if constexpr (cache::StringKey<K>) {
+    handle.invalidate_glob = [&c](std::string_view glob) { return c.invalidate_glob(glob); };
+  } else if constexpr (std::is_integral_v<K>) {
+    handle.invalidate_glob = [&c](std::string_view glob) {
+      return c.invalidate_if([glob](const K& key) { return cache::glob_match(glob, std::to_string(key)); });
+    };
+  }
+  add_cache(std::move(handle));
+}
+
+}  // namespace poolscope::exporters

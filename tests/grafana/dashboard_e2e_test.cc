@@ -1,0 +1,149 @@
+// The dashboard against a real Prometheus scraping a running poolscope-load
+// (started by the ctest fixtures 'load_metrics' and 'prometheus'): every
+// panel query, with the variables substituted, must run, and the core
+// panels must return data.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "http_client.h"
+
+namespace {
+
+using nlohmann::json;
+using poolscope::testing::http_request;
+using poolscope::testing::url_encode;
+
+std::map<std::string, std::string> read_env(const char* variable) {
+  const char* path = std::getenv(variable);
+  if (path == nullptr) throw std::runtime_error(std::string(variable) + " is not set: run this test through ctest");
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(std::string("missing ") + path + ": the ctest fixture did not start the server");
+  std::map<std::string, std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+class GrafanaEndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto env = read_env("POOLSCOPE_PROM_ENV");
+    port_ = std::stoi(env.at("port"));
+    job_ = env.at("job");
+    std::ifstream in(POOLSCOPE_DASHBOARD);
+    dashboard_ = json::parse(in);
+    // Wait until the target is up and rates over 10 s have samples.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    for (;;) {
+      const json r = query("sum(rate(poolscope_connections_acquire_seconds_count{job=\"" + job_ + "\"}[10s]))");
+      if (r.value("status", "") == "success" && !r["data"]["result"].empty()) break;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no poolscope samples in Prometheus: " << r.dump();
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+
+  // GET on Prometheus's HTTP API; the parsed body.
+  json api(const std::string& path) {
+    const auto response = http_request(port_, "GET", path);
+    if (response.status == 0) throw std::runtime_error("no answer from Prometheus: " + response.error);
+    return json::parse(response.body, nullptr, false);
+  }
+
+  json query(const std::string& expr) { return api("/api/v1/query?query=" + url_encode(expr)); }
+
+  std::string substitute(std::string expr) const {
+    const std::pair<std::string, std::string> vars[] = {
+        {"$__rate_interval", "10s"}, {"$job", job_}, {"$instance", ".+"}, {"$pool", ".*"}, {"$cache", ".*"}};
+    for (const auto& [from, to] : vars) {
+      for (std::size_t pos = expr.find(from); pos != std::string::npos; pos = expr.find(from, pos + to.size())) {
+        expr.replace(pos, from.size(), to);
+      }
+    }
+    return expr;
+  }
+
+  // Panels as (title, exprs).
+  std::vector<std::pair<std::string, std::vector<std::string>>> panels() const {
+    std::vector<std::pair<std::string, std::vector<std::string>>> out;
+    for (const json& p : dashboard_["panels"]) {
+      if (p.value("type", "") == "row") continue;
+      std::vector<std::string> exprs;
+      for (const json& t : p["targets"]) exprs.push_back(substitute(t["expr"]));
+      out.emplace_back(p["title"], std::move(exprs));
+    }
+    return out;
+  }
+
+  int port_ = 0;
+  std::string job_;
+  json dashboard_;
+};
+
+TEST_F(GrafanaEndToEndTest, EveryPanelQueryRunsAndTheCorePanelsReturnData) {
+  // The core panels: what a person opens the dashboard for.
+  const std::set<std::string> core = {"Pool utilisation",
+                                      "Connections: active, idle, pending, max",
+                                      "Acquire latency p50 / p95 / p99",
+                                      "Acquire latency heatmap",
+                                      "Hold time (usage) p50 / p95 / p99",
+                                      "Checkouts and nested reuses per second",
+                                      "Connections closed per second, by reason",
+                                      "Checkout timeouts",
+                                      "Top call sites by checkouts",
+                                      "Top call sites by hold time",
+                                      "Cache hit ratio",
+                                      "Cache requests per second, by result",
+                                      "Cache entries",
+                                      "Sessions avoided per second"};
+  std::set<std::string> seen;
+  for (const auto& [title, exprs] : panels()) {
+    seen.insert(title);
+    for (const std::string& expr : exprs) {
+      // A panel may legitimately need a scrape or two more: retry briefly.
+      json result;
+      for (int attempt = 0; attempt < 20; ++attempt) {
+        result = query(expr);
+        if (result.value("status", "") != "success" || !core.contains(title) || !result["data"]["result"].empty()) {
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+      EXPECT_EQ(result.value("status", ""), "success") << title << ": " << expr << "\n" << result.dump();
+      if (core.contains(title)) {
+        EXPECT_FALSE(result["data"]["result"].empty()) << "core panel without data: " << title << ": " << expr;
+      }
+    }
+  }
+  for (const std::string& title : core) EXPECT_TRUE(seen.contains(title)) << "the dashboard lost panel " << title;
+}
+
+TEST_F(GrafanaEndToEndTest, TheVariablesFindTheirValues) {
+  // Grafana answers label_values(selector, label) from the series API.
+  const std::pair<std::string, std::string> variables[] = {
+      {"job", "poolscope_build_info"},
+      {"instance", "poolscope_build_info{job=~\"" + job_ + "\"}"},
+      {"pool", "poolscope_connections_max{job=~\"" + job_ + "\", instance=~\".+\"}"},
+      {"cache", "poolscope_cache_entries{job=~\"" + job_ + "\", instance=~\".+\"}"}};
+  for (const auto& [label, selector] : variables) {
+    const json values = api("/api/v1/label/" + label + "/values?match[]=" + url_encode(selector));
+    ASSERT_EQ(values.value("status", ""), "success") << label << ": " << values.dump();
+    EXPECT_FALSE(values["data"].empty()) << "no values for $" << label;
+  }
+  const json pools = api("/api/v1/label/pool/values?match[]=" + url_encode("poolscope_connections_max"));
+  EXPECT_EQ(pools["data"], json::array({"load"}));
+  const json caches = api("/api/v1/label/cache/values?match[]=" + url_encode("poolscope_cache_entries"));
+  EXPECT_EQ(caches["data"], json::array({"account_settings", "accounts"}));
+}
+
+}  // namespace
