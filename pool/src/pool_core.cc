@@ -149,8 +149,26 @@ PoolCore::PoolCore(PoolConfig config, ConnectionUrl url)
       slots_(new Slot[max_]) {
   for (std::size_t i = 0; i < max_; ++i) slots_[i].index = static_cast<std::uint32_t>(i);
   MutexLock lock(observers_mu_);
-  observer_lists_.push_back(std::make_unique<ObserverList>());
+  observer_lists_.push_back(index_observers({}));
   observers_.store(observer_lists_.back().get(), std::memory_order_release);
+}
+
+std::unique_ptr<PoolCore::ObserverList> PoolCore::index_observers(
+    std::vector<std::shared_ptr<PoolObserver>> all) {
+  auto list = std::make_unique<ObserverList>();
+  for (const std::shared_ptr<PoolObserver>& o : all) {
+    const unsigned events = o->events();
+    const std::pair<PoolEvents, std::vector<PoolObserver*> ObserverList::*> lists[] = {
+        {kConnectEvents, &ObserverList::connect},   {kConnectFailedEvents, &ObserverList::connect_failed},
+        {kCheckoutEvents, &ObserverList::checkout}, {kReuseEvents, &ObserverList::reuse},
+        {kCheckinEvents, &ObserverList::checkin},   {kCloseEvents, &ObserverList::close},
+        {kTimeoutEvents, &ObserverList::timeout},   {kShutdownEvents, &ObserverList::shutdown}};
+    for (const auto& [event, member] : lists) {
+      if ((events & event) != 0) ((*list).*member).push_back(o.get());
+    }
+  }
+  list->all = std::move(all);
+  return list;
 }
 
 PoolCore::~PoolCore() = default;
@@ -170,9 +188,9 @@ void PoolCore::start() {
 }
 
 template <class Fn>
-void PoolCore::notify(Fn&& fn) const noexcept {
+void PoolCore::notify(std::vector<PoolObserver*> ObserverList::*member, Fn&& fn) const noexcept {
   const ObserverList* list = observers_.load(std::memory_order_acquire);
-  for (const std::shared_ptr<PoolObserver>& observer : *list) {
+  for (PoolObserver* observer : list->*member) {
     try {
       fn(*observer);
     } catch (...) {
@@ -194,7 +212,7 @@ Lease PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
       if (slot->owner_token.load(std::memory_order_acquire) == token) {
         slot->reuses.store(slot->reuses.load(kRelaxed) + 1, kRelaxed);
         const std::uint64_t id = slot->connection_id.load(kRelaxed);
-        notify([&](PoolObserver& o) { o.on_reuse({config_.name, id, slot->index, site}); });
+        notify(&ObserverList::reuse, [&](PoolObserver& o) { o.on_reuse({config_.name, id, slot->index, site}); });
         return Lease(this, slot, slot->conn.session(), site, true);
       }
       release_ref(slot);
@@ -213,7 +231,7 @@ Lease PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     if (slot == nullptr) {
       const std::size_t waiting = waiters_.load(kRelaxed) + 1;
       timeouts_.fetch_add(1, kRelaxed);
-      notify([&](PoolObserver& o) { o.on_timeout({config_.name, site, waited}); });
+      notify(&ObserverList::timeout, [&](PoolObserver& o) { o.on_timeout({config_.name, site, waited}); });
       if (throw_on_timeout) throw PoolTimeout(timeout_message(waited, waiting), waited);
       return Lease();
     }
@@ -239,7 +257,7 @@ Lease PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
   }
   ++t_checkouts;
   const std::uint64_t id = slot->connection_id.load(kRelaxed);
-  notify([&](PoolObserver& o) {
+  notify(&ObserverList::checkout, [&](PoolObserver& o) {
     o.on_checkout({config_.name, id, slot->index, seq / 2 + 1, site, os_thread_id(), waited});
   });
   return Lease(this, slot, slot->conn.session(), site, false);
@@ -403,7 +421,7 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
     const std::string reason = trim(url_.scrub(e.what()));
     const nanoseconds took(now_ns() - start);
     connect_failures_.fetch_add(1, kRelaxed);
-    notify([&](PoolObserver& o) { o.on_connect_failed({config_.name, reason, took, site}); });
+    notify(&ObserverList::connect_failed, [&](PoolObserver& o) { o.on_connect_failed({config_.name, reason, took, site}); });
     give_back_empty(slot);
     throw ConnectError("pool '" + config_.name + "' cannot connect to " + url_.redacted() +
                        ": " + reason);
@@ -425,7 +443,7 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
   const std::uint64_t id = next_connection_id_.fetch_add(1, kRelaxed);
   slot->connection_id.store(id, kRelaxed);
   opened_.fetch_add(1, kRelaxed);
-  notify([&](PoolObserver& o) { o.on_connect({config_.name, id, nanoseconds(done - start), site}); });
+  notify(&ObserverList::connect, [&](PoolObserver& o) { o.on_connect({config_.name, id, nanoseconds(done - start), site}); });
 }
 
 void PoolCore::release_ref(Slot* slot) noexcept {
@@ -439,14 +457,22 @@ void PoolCore::checkin(Slot* slot) noexcept {
 
   const std::int64_t checked_out = slot->checkout_ns.load(kRelaxed);
   slot->checkout_ns.store(0, kRelaxed);  // no lease record until the next checkout
-  const std::source_location site = slot->site.load(kRelaxed);
-  const std::uint64_t id = slot->connection_id.load(kRelaxed);
-  const std::uint64_t checkout = slot->checkout_seq.load(kRelaxed) / 2;
-  const std::uint64_t thread = slot->thread.load(kRelaxed);
-  notify([&](PoolObserver& o) {
-    o.on_checkin({config_.name, id, slot->index, checkout, site, thread,
-                  nanoseconds(now - checked_out)});
-  });
+  if (const ObserverList* observers = observers_.load(std::memory_order_acquire); !observers->checkin.empty()) {
+    const CheckinEvent event{config_.name,
+                             slot->connection_id.load(kRelaxed),
+                             slot->index,
+                             slot->checkout_seq.load(kRelaxed) / 2,
+                             slot->site.load(kRelaxed),
+                             slot->thread.load(kRelaxed),
+                             nanoseconds(now - checked_out)};
+    for (PoolObserver* observer : observers->checkin) {
+      try {
+        observer->on_checkin(event);
+      } catch (...) {
+        // As notify(): a throwing observer loses its event, nothing else.
+      }
+    }
+  }
 
   std::optional<CloseReason> reason;
   if (slot->invalidated.load(kRelaxed)) {
@@ -516,7 +542,7 @@ void PoolCore::close_connection(Slot* slot, CloseReason reason) noexcept {
   const std::uint64_t id = slot->connection_id.load(kRelaxed);
   slot->conn.close();
   closed_by_[static_cast<std::size_t>(reason)].fetch_add(1, kRelaxed);
-  notify([&](PoolObserver& o) { o.on_close({config_.name, id, reason, age}); });
+  notify(&ObserverList::close, [&](PoolObserver& o) { o.on_close({config_.name, id, reason, age}); });
 }
 
 bool PoolCore::make_empty_locked(Slot* slot) {
@@ -709,18 +735,18 @@ std::string PoolCore::timeout_message(nanoseconds waited, std::size_t waiting) c
 
 void PoolCore::add_observer(std::shared_ptr<PoolObserver> observer) {
   MutexLock lock(observers_mu_);
-  auto list = std::make_unique<ObserverList>(*observers_.load(kRelaxed));
-  list->push_back(std::move(observer));
-  observers_.store(list.get(), std::memory_order_release);
-  observer_lists_.push_back(std::move(list));
+  std::vector<std::shared_ptr<PoolObserver>> all = observers_.load(kRelaxed)->all;
+  all.push_back(std::move(observer));
+  observer_lists_.push_back(index_observers(std::move(all)));
+  observers_.store(observer_lists_.back().get(), std::memory_order_release);
 }
 
 void PoolCore::remove_observer(const PoolObserver* observer) {
   MutexLock lock(observers_mu_);
-  auto list = std::make_unique<ObserverList>(*observers_.load(kRelaxed));
-  std::erase_if(*list, [observer](const auto& o) { return o.get() == observer; });
-  observers_.store(list.get(), std::memory_order_release);
-  observer_lists_.push_back(std::move(list));
+  std::vector<std::shared_ptr<PoolObserver>> all = observers_.load(kRelaxed)->all;
+  std::erase_if(all, [observer](const auto& o) { return o.get() == observer; });
+  observer_lists_.push_back(index_observers(std::move(all)));
+  observers_.store(observer_lists_.back().get(), std::memory_order_release);
 }
 
 void PoolCore::shutdown() noexcept {
@@ -750,7 +776,7 @@ void PoolCore::shutdown() noexcept {
     orphaned_ = true;
     leases = active_leases();
   }
-  notify([&](PoolObserver& o) { o.on_shutdown({config_.name, leases}); });
+  notify(&ObserverList::shutdown, [&](PoolObserver& o) { o.on_shutdown({config_.name, leases}); });
   bool remove_core = false;
   {
     MutexLock lock(mu_);

@@ -79,7 +79,12 @@ class PoolCore {
 
  private:
   struct Waiter;
-  using ObserverList = std::vector<std::shared_ptr<PoolObserver>>;
+  // The observers, and for each event the ones that want it.
+  struct ObserverList {
+    std::vector<std::shared_ptr<PoolObserver>> all;
+    std::vector<PoolObserver*> connect, connect_failed, checkout, reuse, checkin, close, timeout, shutdown;
+  };
+  static std::unique_ptr<ObserverList> index_observers(std::vector<std::shared_ptr<PoolObserver>> all);
 
   ~PoolCore();
 
@@ -113,8 +118,10 @@ class PoolCore {
   void wait_list_push_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
   void wait_list_remove_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
 
+  // Calls fn(observer) for each observer in the list `member` of the
+  // current ObserverList.
   template <class Fn>
-  void notify(Fn&& fn) const noexcept;
+  void notify(std::vector<PoolObserver*> ObserverList::*member, Fn&& fn) const noexcept;
 
   // Constant after construction.
   const PoolConfig config_;

@@ -133,6 +133,38 @@ TEST_P(PoolscopeLoadTest, SettingsWritesUnderLoadNeverYieldAStaleRead) {
   EXPECT_GT(j["caches"][0]["evictions_invalidated"].get<int>(), 0) << "saves evict account objects";
 }
 
+TEST_P(PoolscopeLoadTest, OversubscribeReportsWaitsAndKeepsThePoolsInvariants) {
+  const LoadRun run = run_load(db() + " --scenario oversubscribe --threads 16 --pool-size 2 --max-overflow 1 --duration 1.5");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json& j = run.json;
+  EXPECT_EQ(j["scenario"], "oversubscribe");
+  EXPECT_EQ(j["threads"], 16);
+  EXPECT_GT(j["waits"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(j["acquire_p99_s"].get<double>(), 0.0);
+  EXPECT_TRUE(j.contains("timeouts"));
+  EXPECT_LE(j["max_open_seen"].get<int>(), 3);
+  EXPECT_GT(j["max_pending_seen"].get<int>(), 0);
+  EXPECT_TRUE(j["invariants_ok"].get<bool>()) << j["invariant_violations"].dump();
+  EXPECT_NE(run.err.find("pool invariants        held"), std::string::npos) << run.err;
+}
+
+TEST_P(PoolscopeLoadTest, CompareRunsEveryModeAndReportsRatiosAgainstPool) {
+  const LoadRun run = run_load(db() + " --compare --threads 2 --duration 0.6");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json& runs = run.json["compare"];
+  ASSERT_EQ(runs.size(), 4u);
+  const char* modes[] = {"naive", "pool", "reuse", "cached"};
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(runs[i]["mode"], modes[i]);
+  EXPECT_DOUBLE_EQ(runs[0]["checkouts_per_render"].get<double>(), 60.0);
+  EXPECT_DOUBLE_EQ(runs[1]["checkouts_per_render"].get<double>(), 60.0);
+  EXPECT_DOUBLE_EQ(runs[2]["checkouts_per_render"].get<double>(), 1.0);
+  EXPECT_LE(runs[3]["checkouts_per_render"].get<double>(), 0.01);
+  const nlohmann::json& ratios = run.json["ratios"];
+  EXPECT_DOUBLE_EQ(ratios["pool"]["renders_per_s_vs_pool"].get<double>(), 1.0);
+  EXPECT_GT(ratios["cached"]["renders_per_s_vs_pool"].get<double>(), 1.0);
+  EXPECT_NE(run.err.find("poolscope-load --compare: widget scenario"), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PoolscopeLoadTest,
                          ::testing::Values(TestBackend::kSqlite, TestBackend::kPostgreSQL),
                          [](const auto& p) { return poolscope::testing::backend_name(p.param); });
@@ -148,6 +180,7 @@ TEST(PoolscopeLoadFailureTest, UnreachableDatabaseExitsNonZeroShowingOnlyTheReda
 TEST(PoolscopeLoadFailureTest, BadOptionsAreUsageErrors) {
   EXPECT_EQ(run_load("--threads 0").exit_code, 2);
   EXPECT_EQ(run_load("--mode sideways").exit_code, 2);
+  EXPECT_EQ(run_load("--compare --mode reuse").exit_code, 2);
   const LoadRun leak_naive = run_load("--scenario leak --mode naive --db sqlite:///tmp/poolscope-x.db");
   EXPECT_EQ(leak_naive.exit_code, 2);
   EXPECT_NE(leak_naive.err.find("the leak scenario needs a pool"), std::string::npos);

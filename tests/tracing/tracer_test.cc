@@ -365,6 +365,26 @@ TEST_F(TracerSqliteTest, SitesAreTrackedPerPoolAndMergedAcrossThem) {
   EXPECT_TRUE(merged[2].other);
 }
 
+TEST_F(TracerSqliteTest, ALeaseStillOutCountsAsAnAcquireOfItsSite) {
+  Pool pool(db_.config(2));
+  TracerConfig tc;
+  tc.logger = logger_;
+  Tracer tracer(pool, tc);
+  const std::source_location site = std::source_location::current();
+  Lease held = acquire_at(pool, site);
+  auto acquires = [&] {
+    for (const SiteStats& s : tracer.sites()) {
+      if (s.name == format_site(site)) return s.acquires;
+    }
+    return std::uint64_t{0};
+  };
+  EXPECT_EQ(acquires(), 1u) << "counted while out";
+  held.release();
+  EXPECT_EQ(acquires(), 1u) << "and not twice once back";
+  acquire_at(pool, site);
+  EXPECT_EQ(acquires(), 2u);
+}
+
 TEST_F(TracerSqliteTest, ATracerCanGoBeforeItsPool) {
   Pool pool(db_.config(2));
   {

@@ -61,8 +61,9 @@ int run(int argc, char** argv) {
   app.add_option("--scenario", scenario,
                  "widget: render as fast as possible; leak: the same plus one export that "
                  "holds its lease past --leak-threshold; settings-write: saves mixed in, every "
-                 "read checked against the last save")
-      ->check(CLI::IsMember({"widget", "leak", "settings-write"}))
+                 "read checked against the last save; oversubscribe: far more threads than "
+                 "connections (default 32 threads on a 4 + 2 pool), invariants checked")
+      ->check(CLI::IsMember({"widget", "leak", "settings-write", "oversubscribe"}))
       ->capture_default_str();
   auto* leak_option = app.add_option("--leak-threshold", leak_threshold,
                                      "Seconds a lease may be held before it is reported "
@@ -83,6 +84,10 @@ int run(int argc, char** argv) {
                "Print the JSON stats snapshot (pools, call sites, caches) at the end, to stderr");
   app.add_option("--json", json_path, "Write the figures as JSON to PATH, or - for stdout");
   app.add_flag("--no-progress", no_progress, "Do not draw the progress bar");
+  bool compare = false;
+  app.add_flag("--compare", compare,
+               "Run the widget scenario in every mode (naive, pool, reuse, cached) back to back, "
+               "--duration each, and print one table with ratios against pool");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -90,12 +95,24 @@ int run(int argc, char** argv) {
   }
 
   options.mode = *poolscope::load::parse_mode(mode);
+  if (scenario == "oversubscribe") {
+    // Far more threads than connections, unless told otherwise.
+    if (app.count("--threads") == 0) options.threads = 32;
+    if (app.count("--pool-size") == 0) options.pool_size = 4;
+    if (app.count("--max-overflow") == 0) options.max_overflow = 2;
+    if (app.count("--checkout-timeout") == 0) checkout_timeout = 5;
+  }
   options.duration = std::chrono::duration<double>(duration);
   options.checkout_timeout = std::chrono::duration<double>(checkout_timeout);
   options.progress = !no_progress;
   options.scenario = scenario == "leak"             ? poolscope::load::Scenario::kLeak
                      : scenario == "settings-write" ? poolscope::load::Scenario::kSettingsWrite
+                     : scenario == "oversubscribe"  ? poolscope::load::Scenario::kOversubscribe
                                                     : poolscope::load::Scenario::kWidget;
+  if (compare && (scenario != "widget" || app.count("--mode") > 0)) {
+    std::fprintf(stderr, "poolscope-load: --compare runs the widget scenario in every mode; drop --scenario and --mode\n");
+    return 2;
+  }
   if (leak_option->count() > 0) options.leak_threshold = std::chrono::duration<double>(leak_threshold);
   if (churn_option->count() > 0) options.churn_threshold = churn_threshold;
 
@@ -103,9 +120,18 @@ int run(int argc, char** argv) {
   std::signal(SIGINT, [](int) { poolscope::load::request_stop(); });
   std::signal(SIGTERM, [](int) { poolscope::load::request_stop(); });
 
+  std::vector<poolscope::load::RunResult> results;
   poolscope::load::RunResult result;
   try {
-    result = poolscope::load::run(options);
+    if (compare) {
+      for (Mode m : {Mode::kNaive, Mode::kPool, Mode::kReuse, Mode::kCached}) {
+        options.mode = m;
+        results.push_back(poolscope::load::run(options));
+      }
+      result = results.back();
+    } else {
+      result = poolscope::load::run(options);
+    }
   } catch (const poolscope::Error& e) {
     std::fprintf(stderr, "poolscope-load: %s\n", e.what());
     return 1;
@@ -119,10 +145,25 @@ int run(int argc, char** argv) {
   }
 
   if (!result.stats_json.empty()) std::fprintf(stderr, "%s\n", result.stats_json.c_str());
-  // With --json - the JSON owns stdout, so the table goes to stderr.
-  poolscope::load::print_summary(json_path == "-" ? stderr : stdout, result);
+  // With --json - the JSON owns stdout, so the tables go to stderr.
+  std::FILE* const table = json_path == "-" ? stderr : stdout;
+  if (compare) {
+    for (const auto& r : results) poolscope::load::print_summary(table, r);
+    poolscope::load::print_comparison(table, results);
+  } else {
+    poolscope::load::print_summary(table, result);
+  }
+  std::uint64_t stale = 0, errors = 0, violations = 0;
+  std::string first_error;
+  for (const auto& r : compare ? results : std::vector<poolscope::load::RunResult>{result}) {
+    stale += r.stale_reads;
+    errors += r.errors;
+    violations += r.invariant_violations.size();
+    if (first_error.empty()) first_error = r.first_error;
+  }
   if (!json_path.empty()) {
-    const std::string text = poolscope::load::to_json(result).dump(2) + "\n";
+    const std::string text =
+        (compare ? poolscope::load::comparison_json(results) : poolscope::load::to_json(result)).dump(2) + "\n";
     if (json_path == "-") {
       std::fwrite(text.data(), 1, text.size(), stdout);
     } else {
@@ -134,14 +175,18 @@ int run(int argc, char** argv) {
       }
     }
   }
-  if (result.stale_reads > 0) {
+  if (stale > 0) {
     std::fprintf(stderr, "poolscope-load: %llu reads were older than the last committed save\n",
-                 static_cast<unsigned long long>(result.stale_reads));
+                 static_cast<unsigned long long>(stale));
     return 1;
   }
-  if (result.errors > 0) {
+  if (violations > 0) {
+    std::fprintf(stderr, "poolscope-load: the pool's invariants were violated (see the summary)\n");
+    return 1;
+  }
+  if (errors > 0) {
     std::fprintf(stderr, "poolscope-load: %llu renders failed; first error: %s\n",
-                 static_cast<unsigned long long>(result.errors), result.first_error.c_str());
+                 static_cast<unsigned long long>(errors), first_error.c_str());
     return 1;
   }
   return 0;

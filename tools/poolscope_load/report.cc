@@ -60,6 +60,18 @@ void print_summary(std::FILE* out, const RunResult& r) {
               std::to_string(c.sessions_avoided) + " sessions avoided");
     }
   }
+  if (r.waits > 0 || r.scenario == "oversubscribe") {
+    row(out, "waits", std::to_string(r.waits) + "  (" + number(r.checkouts > 0 ? 100.0 * static_cast<double>(r.waits) /
+                                                                        static_cast<double>(r.checkouts) : 0, 1) +
+                          "% of checkouts, " + duration_text(r.waits > 0 ? r.wait_total_s / static_cast<double>(r.waits) : 0) +
+                          " on average)");
+    row(out, "most open / pending", std::to_string(r.max_open_seen) + " / " + std::to_string(r.max_pending_seen));
+  }
+  if (r.invariants_checked) {
+    std::string text = r.invariant_violations.empty() ? "held" : "VIOLATED:";
+    for (const std::string& v : r.invariant_violations) text += " " + v + ";";
+    row(out, "pool invariants", text);
+  }
   if (r.scenario == "settings-write") {
     row(out, "settings writes", std::to_string(r.writes));
     row(out, "stale reads", std::to_string(r.stale_reads) + "  (reads older than the last save)");
@@ -126,6 +138,14 @@ nlohmann::json to_json(const RunResult& r) {
       {"errors", r.errors},
       {"first_error", r.first_error},
   };
+  out["waits"] = r.waits;
+  out["wait_total_s"] = r.wait_total_s;
+  out["max_open_seen"] = r.max_open_seen;
+  out["max_pending_seen"] = r.max_pending_seen;
+  if (r.invariants_checked) {
+    out["invariants_ok"] = r.invariant_violations.empty();
+    out["invariant_violations"] = r.invariant_violations;
+  }
   if (!r.caches.empty()) {
     nlohmann::json caches = nlohmann::json::array();
     for (const cache::CacheStats& c : r.caches) {
@@ -157,6 +177,49 @@ nlohmann::json to_json(const RunResult& r) {
     out["leak_threshold_s"] = r.leak_threshold_s;
   }
   return out;
+}
+
+namespace {
+
+const RunResult* pool_run(const std::vector<RunResult>& results) {
+  for (const RunResult& r : results) {
+    if (r.mode == "pool") return &r;
+  }
+  return nullptr;
+}
+
+double ratio(double value, double base) { return base > 0 ? value / base : 0; }
+
+}  // namespace
+
+void print_comparison(std::FILE* out, const std::vector<RunResult>& results) {
+  if (results.empty()) return;
+  const RunResult* base = pool_run(results);
+  const double base_rate = base != nullptr ? base->renders_per_s() : 0;
+  std::fprintf(out, "\npoolscope-load --compare: widget scenario, %s, %d threads, %.1f s per mode\n",
+               results.front().backend.c_str(), results.front().threads, results.front().duration_s);
+  std::fprintf(out, "  %-7s %14s %10s %17s %16s %14s %12s\n", "mode", "renders/s", "vs pool", "checkouts/render",
+               "sessions opened", "avoided/render", "acquire p99");
+  for (const RunResult& r : results) {
+    std::fprintf(out, "  %-7s %14.1f %9.2fx %17.4f %16llu %14.2f %12s\n", r.mode.c_str(), r.renders_per_s(),
+                 ratio(r.renders_per_s(), base_rate), r.per_render(r.checkouts),
+                 static_cast<unsigned long long>(r.connections_opened), r.per_render(r.sessions_avoided),
+                 duration_text(r.acquire_p99_s).c_str());
+  }
+  std::fflush(out);
+}
+
+nlohmann::json comparison_json(const std::vector<RunResult>& results) {
+  const RunResult* base = pool_run(results);
+  nlohmann::json runs = nlohmann::json::array();
+  nlohmann::json ratios = nlohmann::json::object();
+  for (const RunResult& r : results) {
+    runs.push_back(to_json(r));
+    ratios[r.mode] = {{"renders_per_s_vs_pool", base != nullptr ? ratio(r.renders_per_s(), base->renders_per_s()) : 0},
+                      {"checkouts_per_render_vs_pool",
+                       base != nullptr ? ratio(r.per_render(r.checkouts), base->per_render(base->checkouts)) : 0}};
+  }
+  return {{"compare", std::move(runs)}, {"ratios", std::move(ratios)}};
 }
 
 }  // namespace poolscope::load

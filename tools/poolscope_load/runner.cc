@@ -86,6 +86,8 @@ std::string_view to_string(Scenario scenario) noexcept {
       return "leak";
     case Scenario::kSettingsWrite:
       return "settings-write";
+    case Scenario::kOversubscribe:
+      return "oversubscribe";
     case Scenario::kWidget:
       break;
   }
@@ -208,6 +210,32 @@ RunResult run(const RunOptions& options) {
     });
   }
 
+  // The pool's invariants, sampled while the workers run.
+  std::mutex violations_mu;
+  std::vector<std::string> violations;
+  std::atomic<std::size_t> max_open{0}, max_pending{0};
+  auto violation = [&](std::string text) {
+    std::lock_guard lock(violations_mu);
+    if (violations.size() < 20) violations.push_back(std::move(text));
+  };
+  std::thread sampler([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      const PoolStats s = pool.stats();
+      max_open = std::max<std::size_t>(max_open, s.open);
+      max_pending = std::max<std::size_t>(max_pending, s.pending);
+      if (s.open > s.max_connections) {
+        violation("open " + std::to_string(s.open) + " > max " + std::to_string(s.max_connections));
+      }
+      if (s.active > s.max_connections) {
+        violation("active " + std::to_string(s.active) + " > max " + std::to_string(s.max_connections));
+      }
+      if (s.pending > static_cast<std::size_t>(options.threads) + 1) {
+        violation("pending " + std::to_string(s.pending) + " > threads " + std::to_string(options.threads));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+
   const double total = duration.count();
   const bool bar = options.progress && Console::is_terminal();
   RenderRate rate;
@@ -226,6 +254,7 @@ RunResult run(const RunOptions& options) {
   }
   stop = true;
   for (std::thread& t : threads) t.join();
+  sampler.join();
   const double elapsed = Seconds(Clock::now() - start).count();
   if (bar) Console::instance().progress("");
 
@@ -264,6 +293,24 @@ RunResult run(const RunOptions& options) {
     result.reuses = after.reuses - before.reuses;
     result.connections_opened = after.connections_opened - before.connections_opened;
   }
+  // Nothing lost: with every worker stopped, every lease is back.
+  result.waits = after.waits - before.waits;
+  result.wait_total_s = std::chrono::duration<double>(after.total_wait - before.total_wait).count();
+  result.max_open_seen = max_open.load();
+  result.max_pending_seen = max_pending.load();
+  result.invariants_checked = options.mode != Mode::kNaive;
+  if (result.invariants_checked) {
+    if (after.active != 0) violation("active " + std::to_string(after.active) + " after the run");
+    if (after.pending != 0) violation("pending " + std::to_string(after.pending) + " after the run");
+    if (after.open != after.idle) {
+      violation("open " + std::to_string(after.open) + " != idle " + std::to_string(after.idle) + " after the run");
+    }
+    if (after.connections_opened - after.closed_total() != after.open) {
+      violation("opened - closed = " + std::to_string(after.connections_opened - after.closed_total()) +
+                " but open = " + std::to_string(after.open));
+    }
+  }
+  result.invariant_violations = violations;
   result.acquire_p50_s = latency.quantile_seconds(0.50);
   result.acquire_p99_s = latency.quantile_seconds(0.99);
   result.first_error = first_error;

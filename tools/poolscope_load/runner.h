@@ -19,6 +19,7 @@ enum class Scenario {
   kWidget,         // the dashboard widget, rendered as fast as the threads can
   kLeak,           // the widget, plus one export that holds its lease past leak_threshold
   kSettingsWrite,  // the widget, with settings saves mixed in and every read checked
+  kOversubscribe,  // far more threads than connections: waits, timeouts, invariants
 };
 
 struct RunOptions {
@@ -84,6 +85,15 @@ struct RunResult {
   std::uint64_t stale_reads = 0;  // reads older than the last committed save
 
   std::string stats_json;  // the collector's snapshot, when asked for
+
+  // Waiting (every scenario; the point of oversubscribe).
+  std::uint64_t waits = 0;        // checkouts that had to queue
+  double wait_total_s = 0;
+  std::size_t max_open_seen = 0;
+  std::size_t max_pending_seen = 0;
+  // Invariants checked while running and at the end (oversubscribe).
+  bool invariants_checked = false;
+  std::vector<std::string> invariant_violations;
 
   double renders_per_s() const { return duration_s > 0 ? static_cast<double>(renders) / duration_s : 0; }
   double per_render(std::uint64_t n) const {

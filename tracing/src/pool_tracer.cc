@@ -40,6 +40,10 @@ std::string PoolTracer::called_from(const std::source_location* site) const {
   return out + "]";
 }
 
+unsigned PoolTracer::events() const {
+  return stacks_ != nullptr ? kAllEvents : kAllEvents & ~kCheckoutEvents;
+}
+
 void PoolTracer::on_connect(const ConnectEvent& e) {
   if (e.site != nullptr) registry().add_opened(registry().lookup(*e.site).index);
   spdlog::logger& log = state_->logger();
@@ -55,7 +59,6 @@ void PoolTracer::on_connect_failed(const ConnectFailedEvent& e) {
 }
 
 void PoolTracer::on_checkout(const CheckoutEvent& e) {
-  bump(registry().lookup(e.site).counters->acquires);
   if (stacks_ != nullptr && e.slot < slots_) {
     const StackTrace trace = StackTrace::capture();
     SlotStack& s = stacks_[e.slot];
@@ -89,6 +92,7 @@ void PoolTracer::on_reuse(const ReuseEvent& e) {
 void PoolTracer::on_checkin(const CheckinEvent& e) {
   SiteCounters& c = *registry().lookup(e.site).counters;
   const auto held = static_cast<std::uint64_t>(std::max<std::int64_t>(e.held.count(), 0));
+  bump(c.acquires);
   bump(c.hold_ns, held);
   raise_max(c.max_hold_ns, held);
   state_->lease_returned(this, e.slot, e.checkout, e.held);

@@ -38,6 +38,10 @@ class PoolTracer final : public PoolObserver {
   // are off or the slot has been checked out again since.
   StackTrace stack(std::uint32_t slot, std::uint64_t checkout) const;
 
+  // Everything but checkouts, which only stack capture needs: a site's
+  // acquires are counted when its lease comes back (see TracerState::pool_sites).
+  unsigned events() const override;
+
   void on_connect(const ConnectEvent& e) override;
   void on_connect_failed(const ConnectFailedEvent& e) override;
   void on_checkout(const CheckoutEvent& e) override;

@@ -9,24 +9,6 @@ namespace {
 
 std::atomic<std::uint64_t> g_next_registry_id{1};
 
-// The thread-local cache: direct-mapped by (file address, line).
-struct CacheEntry {
-  std::uint64_t registry;
-  const char* file;
-  const char* function;
-  std::uint32_t line;
-  std::uint32_t index;
-  SiteCounters* counters;
-};
-constexpr std::size_t kCacheSize = 256;
-thread_local CacheEntry t_cache[kCacheSize];
-
-std::size_t cache_slot(const char* file, std::uint32_t line) noexcept {
-  std::uint64_t h = reinterpret_cast<std::uintptr_t>(file) ^ (line * 0x9E3779B97F4A7C15ull);
-  h ^= h >> 29;
-  return static_cast<std::size_t>(h) & (kCacheSize - 1);
-}
-
 // The tables this thread writes, one per registry; handed back on exit.
 struct Binding {
   std::uint64_t registry;
@@ -45,13 +27,15 @@ thread_local SiteCounters t_discard[1];
 
 ThreadBindings::~ThreadBindings() {
   t_bindings_gone = true;
-  for (CacheEntry& e : t_cache) e.registry = 0;
+  for (SiteCacheEntry& e : t_site_cache) e.registry = 0;
   for (Binding& b : bindings) {
     if (std::shared_ptr<SiteRegistry> owner = b.owner.lock()) owner->retire(b.table);
   }
 }
 
 }  // namespace
+
+constinit thread_local SiteCacheEntry t_site_cache[kSiteCacheSize] = {};
 
 struct SiteRegistry::Site {
   // Written once under mu_.
@@ -81,24 +65,13 @@ SiteRegistry::SiteRegistry(std::size_t max_sites)
 
 SiteRegistry::~SiteRegistry() = default;
 
-SiteRegistry::Entry SiteRegistry::lookup(const std::source_location& site) {
-  const char* file = site.file_name();
-  const std::uint32_t line = site.line();
-  const CacheEntry& e = t_cache[cache_slot(file, line)];
-  if (e.registry == id_ && e.file == file && e.line == line &&
-      e.function == site.function_name()) {
-    return {e.index, e.counters};
-  }
-  return lookup_slow(site);
-}
-
 SiteRegistry::Entry SiteRegistry::lookup_slow(const std::source_location& site) {
   MutexLock lock(mu_);
   const std::uint32_t index = intern_locked(site);
   if (t_bindings_gone) return {index, &t_discard[0]};
   SiteCounters* counters = &thread_table_locked()[index];
-  t_cache[cache_slot(site.file_name(), site.line())] =
-      CacheEntry{id_, site.file_name(), site.function_name(), site.line(), index, counters};
+  const SiteKey key = key_of(site);
+  t_site_cache[site_cache_slot(key)] = SiteCacheEntry{id_, key, index, counters};
   return {index, counters};
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <source_location>
@@ -40,6 +41,41 @@ struct SiteCounters {
   std::atomic<std::uint64_t> max_hold_ns{0};
 };
 
+// A call site's identity. In libstdc++ a std::source_location is one pointer
+// to a static record the compiler emits per call site, so its bits identify
+// the site and one compare finds it. Elsewhere: the file name's address and
+// the line.
+struct SiteKey {
+  std::uintptr_t a;
+  std::uintptr_t b;
+  bool operator==(const SiteKey&) const = default;
+};
+
+inline SiteKey key_of(const std::source_location& site) noexcept {
+  if constexpr (sizeof(std::source_location) == sizeof(std::uintptr_t)) {
+    return {std::bit_cast<std::uintptr_t>(site), 0};
+  } else {
+    return {reinterpret_cast<std::uintptr_t>(site.file_name()), site.line()};
+  }
+}
+
+// The thread-local cache in front of every registry: direct-mapped by site
+// identity, tagged with the registry's id. constinit: no dynamic
+// initialization, so other translation units read it without a TLS wrapper.
+struct SiteCacheEntry {
+  std::uint64_t registry;
+  SiteKey key;
+  std::uint32_t index;
+  struct SiteCounters* counters;
+};
+inline constexpr std::size_t kSiteCacheSize = 256;
+extern constinit thread_local SiteCacheEntry t_site_cache[kSiteCacheSize];
+
+inline std::size_t site_cache_slot(const SiteKey& key) noexcept {
+  const std::uint64_t h = (key.a ^ (key.b * 0x9E3779B97F4A7C15ull)) * 0x9E3779B97F4A7C15ull;
+  return static_cast<std::size_t>(h >> 56) & (kSiteCacheSize - 1);
+}
+
 // Single-writer increment: a plain load and store, no locked instruction.
 inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
   counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -63,7 +99,15 @@ class SiteRegistry : public std::enable_shared_from_this<SiteRegistry> {
   };
 
   // The calling thread's entry for site, interning the site on first sight.
-  Entry lookup(const std::source_location& site);
+  // A hit in the thread's cache is a few instructions, inline.
+  Entry lookup(const std::source_location& site) {
+    const SiteKey key = key_of(site);
+    const SiteCacheEntry& e = t_site_cache[site_cache_slot(key)];
+    if (e.registry == id_ && e.key == key) [[likely]] {
+      return {e.index, e.counters};
+    }
+    return lookup_slow(site);
+  }
 
   // Rare events, counted per site in shared atomics.
   void add_opened(std::uint32_t index) noexcept;
@@ -94,7 +138,8 @@ class SiteRegistry : public std::enable_shared_from_this<SiteRegistry> {
     std::size_t operator()(const Key& k) const noexcept;
   };
 
-  Entry lookup_slow(const std::source_location& site);
+  // Out of line and cold, so the inline hit path saves no registers for it.
+  [[gnu::noinline, gnu::cold]] Entry lookup_slow(const std::source_location& site);
   std::uint32_t intern_locked(const std::source_location& site) POOLSCOPE_REQUIRES(mu_);
   SiteCounters* thread_table_locked() POOLSCOPE_REQUIRES(mu_);
   void sum_locked(std::uint32_t index, SiteStats* out) const POOLSCOPE_REQUIRES(mu_);

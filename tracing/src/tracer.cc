@@ -173,8 +173,8 @@ void Tracer::detach(Pool& pool) { state_->detach(pool); }
 std::vector<SiteStats> Tracer::sites(SiteOrder order) const {
   std::vector<SiteStats> merged;
   std::map<std::string, std::size_t> index;
-  for (const auto& pool : state_->pools()) {
-    for (SiteStats& s : pool->registry().snapshot()) {
+  for (PoolSites& table : state_->pool_sites()) {
+    for (SiteStats& s : table.sites) {
       auto [it, added] = index.emplace(s.name, merged.size());
       if (added) {
         merged.push_back(std::move(s));
@@ -196,13 +196,8 @@ std::vector<SiteStats> Tracer::sites(SiteOrder order) const {
 }
 
 std::vector<PoolSites> Tracer::pool_sites(SiteOrder order) const {
-  std::vector<PoolSites> out;
-  for (const auto& pool : state_->pools()) {
-    PoolSites p{pool->pool_name(), pool->registry().snapshot(), pool->registry().folded(),
-                pool->leaks_reported()};
-    sort_sites(p.sites, order);
-    out.push_back(std::move(p));
-  }
+  std::vector<PoolSites> out = state_->pool_sites();
+  for (PoolSites& p : out) sort_sites(p.sites, order);
   return out;
 }
 

@@ -60,6 +60,24 @@ std::vector<std::shared_ptr<PoolTracer>> TracerState::pools() const {
   return out;
 }
 
+std::vector<PoolSites> TracerState::pool_sites() {
+  MutexLock lock(mu_);  // keeps each pool alive while its leases are read
+  std::vector<PoolSites> out;
+  for (const Attached& a : pools_) {
+    SiteRegistry& registry = a.tracer->registry();
+    std::map<std::uint32_t, std::uint64_t> out_now;  // site index -> checkouts not back yet
+    for (const LeaseInfo& lease : a.pool->active_leases()) ++out_now[registry.lookup(lease.site).index];
+    PoolSites table{a.tracer->pool_name(), registry.snapshot(), registry.folded(), a.tracer->leaks_reported()};
+    for (const auto& [index, n] : out_now) {
+      // The snapshot lists named sites by index, then "other".
+      SiteStats& s = index < table.sites.size() - 1 ? table.sites[index] : table.sites.back();
+      s.acquires += n;
+    }
+    out.push_back(std::move(table));
+  }
+  return out;
+}
+
 void TracerState::attach(Pool& pool, std::shared_ptr<TracerState> self) {
   MutexLock lock(mu_);
   for (const Attached& a : pools_) {

@@ -58,11 +58,17 @@ class TracerState {
   // The pools attached now.
   std::vector<std::shared_ptr<PoolTracer>> pools() const;
 
+  // Each attached pool's site table, unsorted: the registry's counts (of
+  // checkouts that came back) plus the checkouts still out.
+  std::vector<PoolSites> pool_sites();
+
   // From on_checkin: logs the return of a lease reported as leaked.
   // Cheap when nothing is reported: one relaxed load.
   void lease_returned(const PoolTracer* tracer, std::uint32_t slot, std::uint64_t checkout,
                       std::chrono::nanoseconds held) {
-    if (open_leaks_.load(std::memory_order_relaxed) != 0) lease_returned_slow(tracer, slot, checkout, held);
+    if (open_leaks_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      lease_returned_slow(tracer, slot, checkout, held);
+    }
   }
 
  private:

@@ -50,6 +50,7 @@
 #include "poolscope/cache/cache_stats.h"
 #include "poolscope/cache/clock.h"
 #include "poolscope/cache/glob.h"
+#include "poolscope/cache/hash.h"
 #include "poolscope/cache/sessions.h"
 #include "poolscope/cache/size.h"
 #include "poolscope/pool/mutex.h"
@@ -77,13 +78,14 @@ struct TtlCacheConfig {
 template <class K>
 concept StringKey = std::convertible_to<const K&, std::string_view>;
 
-// Hashing that lets a std::string-keyed cache be searched with a string_view.
+// Hashing that lets a std::string-keyed cache be searched with a
+// string_view, with the fast hash of hash.h.
 template <class K>
 struct CacheHash : std::hash<K> {};
 template <>
 struct CacheHash<std::string> {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  std::size_t operator()(std::string_view s) const noexcept { return hash_bytes(s); }
 };
 
 // One invalidation, as a listener sees it and apply() replays it.

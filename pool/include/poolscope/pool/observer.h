@@ -66,7 +66,7 @@ struct CheckinEvent {
   std::uint64_t connection_id;
   std::uint32_t slot;
   std::uint64_t checkout;
-  const std::source_location& site;  // of the checkout
+  std::source_location site;  // of the checkout
   std::uint64_t thread;              // of the checkout
   std::chrono::nanoseconds held;
 };
@@ -90,9 +90,27 @@ struct ShutdownEvent {
   std::span<const LeaseInfo> leases;
 };
 
+// The events an observer receives (PoolObserver::events()).
+enum PoolEvents : unsigned {
+  kConnectEvents = 1u << 0,
+  kConnectFailedEvents = 1u << 1,
+  kCheckoutEvents = 1u << 2,
+  kReuseEvents = 1u << 3,
+  kCheckinEvents = 1u << 4,
+  kCloseEvents = 1u << 5,
+  kTimeoutEvents = 1u << 6,
+  kShutdownEvents = 1u << 7,
+  kAllEvents = (1u << 8) - 1,
+};
+
 class PoolObserver {
  public:
   virtual ~PoolObserver() = default;
+
+  // Which events to deliver (a PoolEvents mask), read once when the observer
+  // is added: the pool skips observers that do not want an event, so an
+  // event nobody wants costs nothing on the checkout path.
+  virtual unsigned events() const { return kAllEvents; }
 
   virtual void on_connect(const ConnectEvent&) {}
   virtual void on_connect_failed(const ConnectFailedEvent&) {}

@@ -29,7 +29,7 @@ struct TtlCache<K, V, Hash, Eq>::Node {
 
 template <class K, class V, class Hash, class Eq>
 struct TtlCache<K, V, Hash, Eq>::Flight {
-  poolscope::detail::CondVar done_cv;
+  std::condition_variable_any done_cv;  // waited on with the shard's mutex
   bool done = false;
   bool stale = false;  // invalidated while loading: not cached
   std::optional<V> value;
@@ -41,7 +41,7 @@ template <class K, class V, class Hash, class Eq>
 struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
   using Map = std::unordered_map<K, Node, Hash, Eq>;
 
-  mutable poolscope::detail::Mutex mu;
+  mutable poolscope::detail::SpinningMutex mu;
   Map map;
   std::unordered_map<K, std::shared_ptr<Flight>, Hash, Eq> flights;
   Node* head = nullptr;
@@ -156,7 +156,7 @@ template <class Q>
 std::optional<V> TtlCache<K, V, Hash, Eq>::get(const Q& key) {
   Shard& s = shard_for(key);
   const auto now = clock_->now();
-  poolscope::detail::MutexLock lock(s.mu);
+  poolscope::detail::SpinningMutexLock lock(s.mu);
   if (Node* n = s.find_live(key, now)) return s.hit(n);
   ++s.counts.misses;
   return std::nullopt;
@@ -167,7 +167,7 @@ void TtlCache<K, V, Hash, Eq>::put(const K& key, V value, std::optional<std::chr
   Shard& s = shard_for(key);
   const auto now = clock_->now();
   const auto expires = expiry(now, ttl);
-  poolscope::detail::MutexLock lock(s.mu);
+  poolscope::detail::SpinningMutexLock lock(s.mu);
   s.insert(key, value, expires, now, 0);
   // A running load would overwrite this newer value: make it stale.
   if (auto it = s.flights.find(key); it != s.flights.end()) {
@@ -200,7 +200,7 @@ V TtlCache<K, V, Hash, Eq>::load(Shard& s, const K& key, F&& loader,
   if (auto it = s.flights.find(key); it != s.flights.end()) {
     // Someone is loading this key: wait for that result instead.
     flight = it->second;
-    while (!flight->done) flight->done_cv.wait(s.mu);
+    flight->done_cv.wait(s.mu, [&] { return flight->done; });
     if (flight->error) {
       s.mu.unlock();
       std::rethrow_exception(flight->error);
@@ -228,7 +228,7 @@ V TtlCache<K, V, Hash, Eq>::load(Shard& s, const K& key, F&& loader,
   const auto took = std::chrono::steady_clock::now() - started;
 
   {
-    poolscope::detail::MutexLock lock(s.mu);
+    poolscope::detail::SpinningMutexLock lock(s.mu);
     s.counts.load_time += took;
     if (error) {
       ++s.counts.load_failures;
@@ -259,7 +259,7 @@ WarmResult TtlCache<K, V, Hash, Eq>::warm(const Range& keys, F&& loader) {
   for (const K& key : keys) {
     Shard& s = shard_for(key);
     {
-      poolscope::detail::MutexLock lock(s.mu);
+      poolscope::detail::SpinningMutexLock lock(s.mu);
       if (s.find_live(key, clock_->now()) != nullptr) {
         ++result.present;
         continue;
@@ -300,7 +300,7 @@ void TtlCache<K, V, Hash, Eq>::refresh_loop(std::stop_token stop, std::function<
       Shard& s = shards_[i];
       std::vector<K> due;
       {
-        poolscope::detail::MutexLock lock(s.mu);
+        poolscope::detail::SpinningMutexLock lock(s.mu);
         const auto now = clock_->now();
         for (const auto& [key, node] : s.map) {
           if (node.read_since_load && node.expires > now && now - node.loaded >= refresh_after &&
@@ -326,7 +326,7 @@ std::size_t TtlCache<K, V, Hash, Eq>::invalidate_matching(Pred pred, bool everyt
   std::size_t removed = 0;
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
-    poolscope::detail::MutexLock lock(s.mu);
+    poolscope::detail::SpinningMutexLock lock(s.mu);
     for (auto it = s.map.begin(); it != s.map.end();) {
       auto next = std::next(it);
       if (everything || pred(it->first)) {
@@ -353,7 +353,7 @@ bool TtlCache<K, V, Hash, Eq>::erase(const K& key) {
   Shard& s = shard_for(key);
   bool removed = false;
   {
-    poolscope::detail::MutexLock lock(s.mu);
+    poolscope::detail::SpinningMutexLock lock(s.mu);
     if (auto it = s.map.find(key); it != s.map.end()) {
       s.remove(it);
       ++s.counts.evictions_invalidated;
@@ -411,7 +411,7 @@ std::size_t TtlCache<K, V, Hash, Eq>::purge_expired() {
   const auto now = clock_->now();
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
-    poolscope::detail::MutexLock lock(s.mu);
+    poolscope::detail::SpinningMutexLock lock(s.mu);
     for (auto it = s.map.begin(); it != s.map.end();) {
       auto next = std::next(it);
       if (it->second.expires <= now) {
@@ -475,7 +475,7 @@ CacheStats TtlCache<K, V, Hash, Eq>::stats() const {
   total.name = config_.name;
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
     const Shard& s = shards_[i];
-    poolscope::detail::MutexLock lock(s.mu);
+    poolscope::detail::SpinningMutexLock lock(s.mu);
     total.hits += s.counts.hits;
     total.misses += s.counts.misses;
     total.loads += s.counts.loads;
