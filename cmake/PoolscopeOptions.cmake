@@ -31,3 +31,24 @@ endif()
 function(poolscope_target_defaults target)
   target_compile_options(${target} PRIVATE ${_poolscope_warnings})
 endfunction()
+
+# poolscope_add_component(<name> SOURCES ... [PUBLIC deps...] [PRIVATE deps...])
+# One library of poolscope: target <name>, alias poolscope::<name>, output
+# libpoolscope_<name>, headers in <dir>/include, installed and exported.
+function(poolscope_add_component name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC;PRIVATE" ${ARGN})
+  add_library(${name} ${ARG_SOURCES})
+  add_library(poolscope::${name} ALIAS ${name})
+  set_target_properties(${name} PROPERTIES OUTPUT_NAME poolscope_${name} EXPORT_NAME ${name}
+                        POSITION_INDEPENDENT_CODE ON)
+  target_include_directories(${name} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_compile_features(${name} PUBLIC cxx_std_20)
+  target_link_libraries(${name} PUBLIC ${ARG_PUBLIC} PRIVATE ${ARG_PRIVATE})
+  poolscope_target_defaults(${name})
+  install(TARGETS ${name} EXPORT poolscopeTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endfunction()

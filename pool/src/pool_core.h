@@ -42,6 +42,9 @@
 
 namespace poolscope::detail {
 
+inline constexpr auto kRelaxed = std::memory_order_relaxed;
+inline constexpr auto kSeqCst = std::memory_order_seq_cst;
+
 // See poolscope::checkouts_on_this_thread().
 std::uint64_t thread_checkouts() noexcept;
 
@@ -78,7 +81,14 @@ class PoolCore {
   const ConnectionUrl& url() const noexcept { return url_; }
 
  private:
-  struct Waiter;
+  // A thread queued in checkout_slow(), on its own condition variable.
+  struct Waiter {
+    CondVar cv;
+    Slot* slot = nullptr;  // handed over by dispatch_locked()
+    bool open = false;     // slot is reserved empty: open a connection into it
+    Waiter* prev = nullptr;
+    Waiter* next = nullptr;
+  };
   // The observers, and for each event the ones that want it.
   struct ObserverList {
     std::vector<std::shared_ptr<PoolObserver>> all;
@@ -169,5 +179,17 @@ class PoolCore {
   std::condition_variable_any housekeeper_cv_;
   std::jthread housekeeper_;
 };
+
+template <class Fn>
+void PoolCore::notify(std::vector<PoolObserver*> ObserverList::*member, Fn&& fn) const noexcept {
+  const ObserverList* list = observers_.load(std::memory_order_acquire);
+  for (PoolObserver* observer : list->*member) {
+    try {
+      fn(*observer);
+    } catch (...) {
+      // Observers must not throw; one that does loses its event, nothing else.
+    }
+  }
+}
 
 }  // namespace poolscope::detail

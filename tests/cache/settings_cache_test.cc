@@ -12,6 +12,7 @@
 #include "poolscope/cache/instance_cache.h"
 #include "poolscope/cache/sessions.h"
 #include "test_db.h"
+#include "test_util.h"
 
 namespace poolscope::cache {
 namespace {
@@ -192,16 +193,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, SettingsCacheTest,
                          [](const auto& p) { return poolscope::testing::backend_name(p.param); });
 
 TEST(SettingsCacheConfigTest, TableAndColumnNamesMustBeSqlNames) {
-  auto message = [](auto breaks) {
-    SettingsCacheConfig c;
-    breaks(c);
-    try {
-      c.validate();
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
+  auto message = [](auto breaks) { return poolscope::testing::validation_error<SettingsCacheConfig>(breaks); };
+
   EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.table = "settings; DROP TABLE x"; }),
             "SettingsCacheConfig.table.table must be an SQL name (letters, digits, '_', one "
             "optional '.') (got 'settings; DROP TABLE x')");

@@ -1,5 +1,7 @@
 #include "poolscope/cache/ttl_cache.h"
 
+#include "test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -402,16 +404,8 @@ TEST_F(TtlCacheTest, ManyThreadsKeepTheCacheConsistent) {
 }
 
 TEST(TtlCacheConfigTest, ValidateNamesTheField) {
-  auto message = [](auto breaks) {
-    TtlCacheConfig c;
-    breaks(c);
-    try {
-      c.validate();
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
+  auto message = [](auto breaks) { return poolscope::testing::validation_error<TtlCacheConfig>(breaks); };
+
   EXPECT_EQ(message([](TtlCacheConfig& c) { c.shards = 3; }),
             "TtlCacheConfig.shards must be a power of two from 1 to 1024 (got 3)");
   EXPECT_EQ(message([](TtlCacheConfig& c) { c.max_entries = 0; }),

@@ -13,6 +13,7 @@
 #include "exposition.h"
 #include "poolscope/pool/site.h"
 #include "test_db.h"
+#include "test_util.h"
 
 namespace poolscope::exporters {
 namespace {
@@ -21,17 +22,6 @@ using namespace std::chrono_literals;
 using poolscope::testing::parse_samples;
 using poolscope::testing::TestBackend;
 using poolscope::testing::TestDatabase;
-
-// Runs a command, returns its exit status and output.
-std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buffer[4096];
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 class MetricsCollectorTest : public ::testing::Test {
  protected:
@@ -152,7 +142,7 @@ TEST_F(MetricsCollectorTest, TheExpositionPassesPromtool) {
   }
   const auto file = std::filesystem::temp_directory_path() / ("poolscope-exposition-" + std::to_string(::getpid()));
   std::ofstream(file) << metrics.text();
-  const auto [status, output] = run("promtool check metrics < " + file.string());
+  const auto [status, output] = poolscope::testing::run_command("promtool check metrics < " + file.string());
   std::filesystem::remove(file);
   EXPECT_EQ(status, 0) << output;
   EXPECT_EQ(output, "") << "promtool's lint found problems";

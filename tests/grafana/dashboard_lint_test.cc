@@ -18,6 +18,7 @@
 #include "exposition.h"
 #include "poolscope/exporters/metrics_collector.h"
 #include "test_db.h"
+#include "test_util.h"
 
 namespace {
 
@@ -130,16 +131,6 @@ std::string substitute(std::string expr) {
   return expr;
 }
 
-std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buffer[4096];
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 // Runs expressions through Prometheus's parser: promtool check rules on a
 // rule file made of them.
 std::pair<int, std::string> promtool_check(const std::vector<std::string>& exprs) {
@@ -151,7 +142,7 @@ std::pair<int, std::string> promtool_check(const std::vector<std::string>& exprs
       out << "      - record: dashboard:query_" << i << "\n        expr: " << json(exprs[i]).dump() << "\n";
     }
   }
-  auto result = run("promtool check rules " + file.string());
+  auto result = poolscope::testing::run_command("promtool check rules " + file.string());
   std::filesystem::remove(file);
   return result;
 }

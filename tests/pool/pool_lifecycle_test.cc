@@ -14,24 +14,16 @@
 #include "poolscope/pool/pool.h"
 #include "recording_observer.h"
 #include "test_db.h"
+#include "test_util.h"
 
 namespace poolscope {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::RecordingObserver;
+using testing::eventually;
 using testing::TestBackend;
 using testing::TestDatabase;
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
 
 class PoolLifecycleTest : public ::testing::TestWithParam<TestBackend> {
  protected:

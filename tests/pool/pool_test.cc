@@ -17,12 +17,14 @@
 #include "poolscope/pool/site.h"
 #include "recording_observer.h"
 #include "test_db.h"
+#include "test_util.h"
 
 namespace poolscope {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::RecordingObserver;
+using testing::eventually;
 using testing::TestBackend;
 using testing::TestDatabase;
 
@@ -32,17 +34,6 @@ class PoolTest : public ::testing::TestWithParam<TestBackend> {
 
   PoolConfig config(std::size_t pool_size = 2, std::size_t max_overflow = 0) const {
     return db_->config(pool_size, max_overflow);
-  }
-
-  // Polls until pred holds (for states another thread brings about).
-  template <class Pred>
-  static bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(1ms);
-    }
-    return true;
   }
 
   std::unique_ptr<TestDatabase> db_;

@@ -16,24 +16,16 @@
 #include "poolscope/pool/errors.h"
 #include "poolscope/pool/site.h"
 #include "test_db.h"
+#include "test_util.h"
 
 namespace poolscope::tracing {
 namespace {
 
 using namespace std::chrono_literals;
 using poolscope::testing::CapturingSink;
+using poolscope::testing::eventually;
 using poolscope::testing::TestBackend;
 using poolscope::testing::TestDatabase;
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
 
 const SiteStats* find_site(const std::vector<SiteStats>& sites, const std::string& name) {
   for (const SiteStats& s : sites) {
@@ -410,16 +402,8 @@ TEST_F(TracerSqliteTest, AttachingTwiceIsRefused) {
 }
 
 TEST(TracerConfigTest, ValidateNamesTheField) {
-  auto message = [](auto breaks) {
-    TracerConfig c;
-    breaks(c);
-    try {
-      c.validate();
-    } catch (const std::invalid_argument& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
+  auto message = [](auto breaks) { return poolscope::testing::validation_error<TracerConfig>(breaks); };
+
   EXPECT_EQ(message([](TracerConfig& c) { c.max_sites = 0; }),
             "TracerConfig.max_sites must be from 1 to 100000 (got 0)");
   EXPECT_NE(message([](TracerConfig& c) { c.leak_threshold = -1ms; }).find("TracerConfig.leak_threshold"),

@@ -198,3 +198,4 @@ class TtlCache {
 }  // namespace poolscope::cache
 
 #include "poolscope/cache/detail/ttl_cache_impl.h"
+#include "poolscope/cache/detail/ttl_cache_maintenance_impl.h"

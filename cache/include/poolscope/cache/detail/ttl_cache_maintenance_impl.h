@@ -1,0 +1,227 @@
+// TtlCache's implementation, continued: background refresh, invalidation,
+// the invalidation listener, and statistics. Included by ttl_cache.h only.
+
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+
+namespace poolscope::cache {
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::enable_refresh(std::function<V(const K&)> loader,
+                                              std::chrono::milliseconds refresh_after) {
+  if (refresh_after.count() <= 0) {
+    throw std::invalid_argument("TtlCache::enable_refresh: refresh_after must be positive (got " +
+                                std::to_string(refresh_after.count()) + " ms)");
+  }
+  if (refresher_.joinable()) throw std::logic_error("TtlCache::enable_refresh: already enabled");
+  refresher_ = std::jthread([this, loader = std::move(loader), refresh_after](std::stop_token stop) {
+    refresh_loop(stop, loader, refresh_after);
+  });
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::refresh_loop(std::stop_token stop, std::function<V(const K&)> loader,
+                                            std::chrono::milliseconds refresh_after) {
+  const auto period = std::max(refresh_after / 4, std::chrono::milliseconds(10));
+  std::mutex mu;
+  std::condition_variable_any wake;
+  std::unique_lock sleep_lock(mu);
+  while (!wake.wait_for(sleep_lock, stop, period, [&] { return stop.stop_requested(); })) {
+    for (std::size_t i = 0; i <= shard_mask_ && !stop.stop_requested(); ++i) {
+      Shard& s = shards_[i];
+      std::vector<K> due;
+      {
+        poolscope::detail::SpinningMutexLock lock(s.mu);
+        const auto now = clock_->now();
+        for (const auto& [key, node] : s.map) {
+          if (node.read_since_load && node.expires > now && now - node.loaded >= refresh_after &&
+              !s.flights.contains(key)) {
+            due.push_back(key);
+          }
+        }
+      }
+      for (const K& key : due) {
+        try {
+          load(s, key, loader, std::nullopt, /*refresh=*/true);
+        } catch (...) {
+          // Counted as a load failure; the old value serves until its TTL.
+        }
+      }
+    }
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class Pred>
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_matching(Pred pred, bool everything) {
+  std::size_t removed = 0;
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    Shard& s = shards_[i];
+    poolscope::detail::SpinningMutexLock lock(s.mu);
+    for (auto it = s.map.begin(); it != s.map.end();) {
+      auto next = std::next(it);
+      if (everything || pred(it->first)) {
+        s.remove(it);
+        ++s.counts.evictions_invalidated;
+        ++removed;
+      }
+      it = next;
+    }
+    for (auto it = s.flights.begin(); it != s.flights.end();) {
+      if (everything || pred(it->first)) {
+        it->second->stale = true;
+        it = s.flights.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return removed;
+}
+
+template <class K, class V, class Hash, class Eq>
+bool TtlCache<K, V, Hash, Eq>::erase(const K& key) {
+  Shard& s = shard_for(key);
+  bool removed = false;
+  {
+    poolscope::detail::SpinningMutexLock lock(s.mu);
+    if (auto it = s.map.find(key); it != s.map.end()) {
+      s.remove(it);
+      ++s.counts.evictions_invalidated;
+      removed = true;
+    }
+    if (auto it = s.flights.find(key); it != s.flights.end()) {
+      it->second->stale = true;
+      s.flights.erase(it);
+    }
+  }
+  notify({Invalidation<K>::Kind::kKey, key, {}});
+  return removed;
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_prefix(std::string_view prefix)
+  requires StringKey<K>
+{
+  const std::size_t n = invalidate_matching(
+      [prefix](const K& key) { return std::string_view(key).starts_with(prefix); }, false);
+  notify({Invalidation<K>::Kind::kPrefix, std::nullopt, std::string(prefix)});
+  return n;
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_glob(std::string_view pattern)
+  requires StringKey<K>
+{
+  const std::string_view literal = glob_literal_prefix(pattern);
+  const std::size_t n = invalidate_matching(
+      [pattern, literal](const K& key) {
+        const std::string_view k(key);
+        return k.starts_with(literal) && glob_match(pattern, k);
+      },
+      false);
+  notify({Invalidation<K>::Kind::kGlob, std::nullopt, std::string(pattern)});
+  return n;
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class Pred>
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_if(Pred pred) {
+  return invalidate_matching(pred, false);
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::clear() {
+  invalidate_matching([](const K&) { return true; }, true);
+  notify({Invalidation<K>::Kind::kAll, std::nullopt, {}});
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t TtlCache<K, V, Hash, Eq>::purge_expired() {
+  std::size_t removed = 0;
+  const auto now = clock_->now();
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    Shard& s = shards_[i];
+    poolscope::detail::SpinningMutexLock lock(s.mu);
+    for (auto it = s.map.begin(); it != s.map.end();) {
+      auto next = std::next(it);
+      if (it->second.expires <= now) {
+        s.remove(it);
+        ++s.counts.evictions_ttl;
+        ++removed;
+      }
+      it = next;
+    }
+  }
+  return removed;
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::set_invalidation_listener(Listener listener) {
+  poolscope::detail::MutexLock lock(listener_mu_);
+  listener_ = listener ? std::make_shared<const Listener>(std::move(listener)) : nullptr;
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::notify(const Invalidation<K>& invalidation) {
+  std::shared_ptr<const Listener> listener;
+  {
+    poolscope::detail::MutexLock lock(listener_mu_);
+    listener = listener_;
+  }
+  if (listener != nullptr) (*listener)(invalidation);
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::apply(const Invalidation<K>& invalidation) {
+  using Kind = typename Invalidation<K>::Kind;
+  switch (invalidation.kind) {
+    case Kind::kKey:
+      if (invalidation.key) {
+        invalidate_matching([&](const K& key) { return Eq{}(key, *invalidation.key); }, false);
+      }
+      break;
+    case Kind::kPrefix:
+    case Kind::kGlob:
+      if constexpr (StringKey<K>) {
+        const std::string& p = invalidation.pattern;
+        const bool glob = invalidation.kind == Kind::kGlob;
+        invalidate_matching(
+            [&](const K& key) {
+              const std::string_view k(key);
+              return glob ? glob_match(p, k) : k.starts_with(p);
+            },
+            false);
+      }
+      break;
+    case Kind::kAll:
+      invalidate_matching([](const K&) { return true; }, true);
+      break;
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+CacheStats TtlCache<K, V, Hash, Eq>::stats() const {
+  CacheStats total;
+  total.name = config_.name;
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    const Shard& s = shards_[i];
+    poolscope::detail::SpinningMutexLock lock(s.mu);
+    total.hits += s.counts.hits;
+    total.misses += s.counts.misses;
+    total.loads += s.counts.loads;
+    total.load_failures += s.counts.load_failures;
+    total.load_time += s.counts.load_time;
+    total.evictions_capacity += s.counts.evictions_capacity;
+    total.evictions_ttl += s.counts.evictions_ttl;
+    total.evictions_invalidated += s.counts.evictions_invalidated;
+    total.sessions_avoided += s.counts.sessions_avoided;
+    total.entries += s.map.size();
+    total.approximate_bytes += s.bytes;
+  }
+  return total;
+}
+
+}  // namespace poolscope::cache

@@ -1,0 +1,261 @@
+// PoolCore's work off the checkout path: the housekeeper (expired and idle
+// connections, min_idle), statistics and lease snapshots, the timeout
+// message, observer registration, and shutdown.
+
+#include <algorithm>
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "clock.h"
+#include "pool_core.h"
+#include "poolscope/pool/site.h"
+
+namespace poolscope::detail {
+
+using std::chrono::nanoseconds;
+
+std::unique_ptr<PoolCore::ObserverList> PoolCore::index_observers(
+    std::vector<std::shared_ptr<PoolObserver>> all) {
+  auto list = std::make_unique<ObserverList>();
+  for (const std::shared_ptr<PoolObserver>& o : all) {
+    const unsigned events = o->events();
+    const std::pair<PoolEvents, std::vector<PoolObserver*> ObserverList::*> lists[] = {
+        {kConnectEvents, &ObserverList::connect},   {kConnectFailedEvents, &ObserverList::connect_failed},
+        {kCheckoutEvents, &ObserverList::checkout}, {kReuseEvents, &ObserverList::reuse},
+        {kCheckinEvents, &ObserverList::checkin},   {kCloseEvents, &ObserverList::close},
+        {kTimeoutEvents, &ObserverList::timeout},   {kShutdownEvents, &ObserverList::shutdown}};
+    for (const auto& [event, member] : lists) {
+      if ((events & event) != 0) ((*list).*member).push_back(o.get());
+    }
+  }
+  list->all = std::move(all);
+  return list;
+}
+
+PoolCore::~PoolCore() = default;
+
+void PoolCore::housekeep() noexcept {
+  const std::int64_t now = now_ns();
+  std::size_t idle = 0;
+  for (std::size_t i = 0; i < max_; ++i) {
+    if (slots_[i].state.load(kRelaxed) == SlotState::kIdle) ++idle;
+  }
+  for (std::size_t i = 0; i < max_ && !closed_.load(kRelaxed); ++i) {
+    Slot* slot = &slots_[i];
+    if (slot->state.load(std::memory_order_acquire) != SlotState::kIdle) continue;
+    std::optional<CloseReason> reason;
+    const std::size_t open = open_count_.load(kRelaxed);
+    if (now >= slot->expires_ns.load(kRelaxed)) {
+      reason = CloseReason::kMaxLifetime;
+    } else if (idle_timeout_ns_ > 0 && open > config_.min_idle &&
+               now - slot->last_used_ns.load(kRelaxed) > idle_timeout_ns_) {
+      reason = CloseReason::kIdleTimeout;
+    } else if (open > config_.pool_size && idle > config_.pool_size) {
+      reason = CloseReason::kOverflow;  // idle overflow left by a racing return
+    }
+    if (!reason) continue;
+    SlotState expected = SlotState::kIdle;
+    if (!slot->state.compare_exchange_strong(expected, SlotState::kClosing,
+                                             std::memory_order_acquire, kRelaxed)) {
+      continue;
+    }
+    --idle;
+    close_connection(slot, *reason);
+    give_back_empty(slot);
+  }
+  // Keep min_idle connections open.
+  while (!closed_.load(kRelaxed) && open_count_.load(kRelaxed) < config_.min_idle) {
+    Slot* slot = nullptr;
+    {
+      MutexLock lock(mu_);
+      slot = reserve_empty_locked();
+    }
+    if (slot == nullptr) break;
+    try {
+      open_into(slot, nullptr);
+    } catch (...) {
+      break;  // reported to observers; retried next round
+    }
+    slot->state.store(SlotState::kIdle, kSeqCst);
+    if (waiters_.load(kSeqCst) != 0) after_idle_slow(slot);
+  }
+}
+
+void PoolCore::housekeeper_loop(std::stop_token stop) noexcept {
+  auto period = config_.housekeeping_interval;
+  for (std::int64_t limit : {lifetime_ns_, idle_timeout_ns_}) {
+    if (limit > 0) {
+      period = std::min(period, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    nanoseconds(limit / 2)));
+    }
+  }
+  period = std::max(period, std::chrono::milliseconds(10));
+  std::unique_lock lock(housekeeper_mu_);
+  while (!stop.stop_requested()) {
+    housekeeper_cv_.wait_for(lock, stop, period, [] { return false; });
+    if (stop.stop_requested()) break;
+    lock.unlock();
+    housekeep();
+    lock.lock();
+  }
+}
+
+PoolStats PoolCore::stats() const {
+  PoolStats s;
+  s.name = config_.name;
+  s.url = url_.redacted();
+  s.backend = std::string(to_string(url_.backend()));
+  s.pool_size = config_.pool_size;
+  s.max_overflow = config_.max_overflow;
+  s.max_connections = max_;
+  s.min_idle = config_.min_idle;
+  for (std::size_t i = 0; i < max_; ++i) {
+    const Slot& slot = slots_[i];
+    switch (slot.state.load(kRelaxed)) {
+      case SlotState::kIdle:
+        ++s.idle;
+        break;
+      case SlotState::kInUse:
+        ++s.active;
+        break;
+      default:
+        break;
+    }
+    s.acquires += slot.checkout_seq.load(kRelaxed) / 2;
+    s.reuses += slot.reuses.load(kRelaxed);
+  }
+  s.open = open_count_.load(kRelaxed);
+  s.pending = waiters_.load(kRelaxed);
+  s.overflow_in_use = s.open > config_.pool_size ? s.open - config_.pool_size : 0;
+  s.waits = waits_.load(kRelaxed);
+  s.total_wait = nanoseconds(wait_ns_.load(kRelaxed));
+  s.timeouts = timeouts_.load(kRelaxed);
+  s.connections_opened = opened_.load(kRelaxed);
+  s.connect_failures = connect_failures_.load(kRelaxed);
+  s.rollbacks_on_return = rollbacks_.load(kRelaxed);
+  for (std::size_t r = 0; r < kCloseReasonCount; ++r) s.closed[r] = closed_by_[r].load(kRelaxed);
+  return s;
+}
+
+std::vector<LeaseInfo> PoolCore::active_leases() const {
+  std::vector<LeaseInfo> leases;
+  const std::int64_t now = now_ns();
+  for (std::size_t i = 0; i < max_; ++i) {
+    const Slot& slot = slots_[i];
+    if (slot.state.load(std::memory_order_acquire) != SlotState::kInUse) continue;
+    LeaseInfo info;
+    std::int64_t checked_out = 0;
+    for (int attempt = 0;; ++attempt) {
+      const std::uint64_t before = slot.checkout_seq.load(std::memory_order_acquire);
+      checked_out = slot.checkout_ns.load(kRelaxed);
+      info.site = slot.site.load(kRelaxed);
+      info.thread = slot.thread.load(kRelaxed);
+      info.connection_id = slot.connection_id.load(kRelaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if ((before & 1) == 0 && before == slot.checkout_seq.load(kRelaxed)) {
+        info.checkout = before / 2;
+        break;
+      }
+      if (attempt > 100) std::this_thread::yield();
+    }
+    if (checked_out == 0) continue;  // claimed, record not yet written
+    info.slot = slot.index;
+    info.held = nanoseconds(now - checked_out);
+    leases.push_back(info);
+  }
+  std::sort(leases.begin(), leases.end(),
+            [](const LeaseInfo& a, const LeaseInfo& b) { return a.held > b.held; });
+  return leases;
+}
+
+std::string PoolCore::timeout_message(nanoseconds waited, std::size_t waiting) const {
+  const PoolStats s = stats();
+  std::ostringstream out;
+  out << "QueuePool limit of size " << config_.pool_size << " overflow " << config_.max_overflow
+      << " reached: pool '" << config_.name << "' (" << url_.redacted()
+      << ") gave no connection within " << std::fixed << std::setprecision(3)
+      << std::chrono::duration<double>(waited).count() << " s (total=" << s.open
+      << ", active=" << s.active << ", idle=" << s.idle << ", waiting=" << waiting << ")";
+  struct Holder {
+    std::size_t leases = 0;
+    nanoseconds longest{0};
+  };
+  std::map<std::string, Holder> holders;
+  for (const LeaseInfo& lease : active_leases()) {
+    Holder& h = holders[format_site(lease.site)];
+    ++h.leases;
+    h.longest = std::max(h.longest, lease.held);
+  }
+  std::vector<std::pair<std::string, Holder>> top(holders.begin(), holders.end());
+  std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) {
+    return a.second.leases != b.second.leases ? a.second.leases > b.second.leases
+                                              : a.second.longest > b.second.longest;
+  });
+  if (!top.empty()) {
+    out << "; leases held by ";
+    for (std::size_t i = 0; i < top.size() && i < 3; ++i) {
+      out << (i == 0 ? "" : ", ") << top[i].first << " (" << top[i].second.leases
+          << (top[i].second.leases == 1 ? " lease" : " leases") << ", longest "
+          << std::setprecision(1)
+          << std::chrono::duration<double>(top[i].second.longest).count() << " s)";
+    }
+  }
+  out << ". Hold leases for shorter spans (and release leaked ones), or raise pool_size or "
+         "max_overflow";
+  return out.str();
+}
+
+void PoolCore::add_observer(std::shared_ptr<PoolObserver> observer) {
+  MutexLock lock(observers_mu_);
+  std::vector<std::shared_ptr<PoolObserver>> all = observers_.load(kRelaxed)->all;
+  all.push_back(std::move(observer));
+  observer_lists_.push_back(index_observers(std::move(all)));
+  observers_.store(observer_lists_.back().get(), std::memory_order_release);
+}
+
+void PoolCore::remove_observer(const PoolObserver* observer) {
+  MutexLock lock(observers_mu_);
+  std::vector<std::shared_ptr<PoolObserver>> all = observers_.load(kRelaxed)->all;
+  std::erase_if(all, [observer](const auto& o) { return o.get() == observer; });
+  observer_lists_.push_back(index_observers(std::move(all)));
+  observers_.store(observer_lists_.back().get(), std::memory_order_release);
+}
+
+void PoolCore::shutdown() noexcept {
+  housekeeper_.request_stop();
+  if (housekeeper_.joinable()) housekeeper_.join();
+
+  std::vector<LeaseInfo> leases;
+  {
+    MutexLock lock(mu_);
+    closed_.store(true, kSeqCst);
+    for (Waiter* w = head_; w != nullptr; w = w->next) w->cv.notify_one();
+    while (slow_threads_ > 0) quiescent_.wait(mu_);
+
+    for (std::size_t i = 0; i < max_; ++i) {
+      Slot* slot = &slots_[i];
+      SlotState expected = SlotState::kIdle;
+      if (slot->state.compare_exchange_strong(expected, SlotState::kClosing, kSeqCst)) {
+        close_connection(slot, CloseReason::kShutdown);
+        make_empty_locked(slot);
+      } else if (expected == SlotState::kInUse) {
+        ++outstanding_;
+      }
+    }
+    // One extra count keeps the core alive while observers hear about the
+    // leases still out; a lease returning meanwhile cannot delete it.
+    ++outstanding_;
+    orphaned_ = true;
+    leases = active_leases();
+  }
+  notify(&ObserverList::shutdown, [&](PoolObserver& o) { o.on_shutdown({config_.name, leases}); });
+  bool remove_core = false;
+  {
+    MutexLock lock(mu_);
+    remove_core = --outstanding_ == 0;
+  }
+  if (remove_core) delete this;
+}
+
+}  // namespace poolscope::detail
