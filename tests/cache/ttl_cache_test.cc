@@ -119,6 +119,20 @@ TEST_F(TtlCacheTest, TheLeastRecentlyUsedEntryIsEvictedFirst) {
   EXPECT_EQ(cache.stats().entries, 3u);
 }
 
+TEST_F(TtlCacheTest, WhenEveryEntryWasReadTheOldestGoesAndTheNewOneStays) {
+  TtlCache<std::string, int> cache(manual(clock_, /*max_entries=*/3, /*shards=*/1));
+  cache.put("a", 1);
+  cache.put("b", 2);
+  cache.put("c", 3);
+  for (const char* key : {"a", "b", "c"}) ASSERT_TRUE(cache.get(std::string(key)));
+  cache.put("d", 4);
+  EXPECT_EQ(cache.get(std::string("d")), 4) << "a new entry must not be the one evicted";
+  EXPECT_EQ(cache.get(std::string("a")), std::nullopt);
+  EXPECT_EQ(cache.get(std::string("b")), 2);
+  EXPECT_EQ(cache.get(std::string("c")), 3);
+  EXPECT_EQ(cache.stats().evictions_capacity, 1u);
+}
+
 TEST_F(TtlCacheTest, ShardsNeverHoldMoreThanMaxEntriesInAll) {
   TtlCache<int, int> cache(manual(clock_, /*max_entries=*/10, /*shards=*/16));
   for (int i = 0; i < 1000; ++i) cache.put(i, i);

@@ -3,22 +3,10 @@
 #include <chrono>
 #include <string>
 
+#include "poolscope/pool/duration_text.h"
+
 namespace poolscope::load {
 namespace {
-
-std::string duration_text(double seconds) {
-  char text[32];
-  if (seconds < 1e-6) {
-    std::snprintf(text, sizeof text, "%.0f ns", seconds * 1e9);
-  } else if (seconds < 1e-3) {
-    std::snprintf(text, sizeof text, "%.1f us", seconds * 1e6);
-  } else if (seconds < 1) {
-    std::snprintf(text, sizeof text, "%.2f ms", seconds * 1e3);
-  } else {
-    std::snprintf(text, sizeof text, "%.2f s", seconds);
-  }
-  return text;
-}
 
 void row(std::FILE* out, const char* label, const std::string& value) {
   std::fprintf(out, "  %-22s %s\n", label, value.c_str());

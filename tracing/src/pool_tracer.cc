@@ -103,14 +103,14 @@ void PoolTracer::on_close(const CloseEvent& e) {
   if (log.should_log(state_->config().session_level)) {
     log.log(state_->config().session_level,
             "Database session closed (id={}, pool={}, reason={}, age={})", e.connection_id,
-            pool_name_, to_string(e.reason), human_duration(e.age));
+            pool_name_, to_string(e.reason), duration_text(e.age));
   }
 }
 
 void PoolTracer::on_timeout(const TimeoutEvent& e) {
   registry().add_timeout(registry().lookup(e.site).index);
   state_->logger().warn("Checkout timed out after {} (pool={}) [Called from: {}]",
-                        human_duration(e.waited), pool_name_, format_site(e.site));
+                        duration_text(e.waited), pool_name_, format_site(e.site));
 }
 
 void PoolTracer::on_shutdown(const ShutdownEvent& e) {
@@ -119,7 +119,7 @@ void PoolTracer::on_shutdown(const ShutdownEvent& e) {
                        (e.leases.size() == 1 ? " lease" : " leases") + " still out:";
     for (const LeaseInfo& lease : e.leases) {
       text += "\n    connection " + std::to_string(lease.connection_id) + " held for " +
-              human_duration(lease.held) + " by " + format_site(lease.site) + " on thread " +
+              duration_text(lease.held) + " by " + format_site(lease.site) + " on thread " +
               std::to_string(lease.thread);
     }
     state_->logger().warn("{}", text);

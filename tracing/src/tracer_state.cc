@@ -23,24 +23,6 @@ std::shared_ptr<spdlog::logger> default_logger() {
 
 }  // namespace
 
-std::string human_duration(std::chrono::nanoseconds d) {
-  const double ns = static_cast<double>(d.count());
-  char text[48];
-  if (ns < 1e3) {
-    std::snprintf(text, sizeof text, "%.0f ns", ns);
-  } else if (ns < 1e6) {
-    std::snprintf(text, sizeof text, "%.0f us", ns / 1e3);
-  } else if (ns < 1e9) {
-    std::snprintf(text, sizeof text, "%.1f ms", ns / 1e6);
-  } else if (ns < 60e9) {
-    std::snprintf(text, sizeof text, "%.1f s", ns / 1e9);
-  } else {
-    const auto seconds = static_cast<long long>(ns / 1e9);
-    std::snprintf(text, sizeof text, "%lldm %02llds", seconds / 60, seconds % 60);
-  }
-  return text;
-}
-
 std::string thread_name(std::uint64_t tid) {
   std::ifstream comm("/proc/self/task/" + std::to_string(tid) + "/comm");
   std::string name;
@@ -132,10 +114,10 @@ void TracerState::scan_leaks() {
       a.tracer->count_leak();
       std::string text = "Possible session leak: connection " + std::to_string(lease.connection_id) +
                          " (pool=" + a.tracer->pool_name() + ") held for " +
-                         human_duration(lease.held) + " by " + site + " on thread " +
+                         duration_text(lease.held) + " by " + site + " on thread " +
                          std::to_string(lease.thread);
       if (std::string name = thread_name(lease.thread); !name.empty()) text += " (" + name + ")";
-      text += ", past leak_threshold " + human_duration(threshold);
+      text += ", past leak_threshold " + duration_text(threshold);
       const StackTrace stack = a.tracer->stack(lease.slot, lease.checkout);
       for (const std::string& caller : stack.callers_of(lease.site, config_.stack_depth)) {
         text += "\n    called from " + caller;
@@ -154,7 +136,7 @@ void TracerState::lease_returned_slow(const PoolTracer* tracer, std::uint32_t sl
   const auto it = leaks_.find(LeakKey{tracer, slot, checkout});
   if (it == leaks_.end()) return;
   logger_->info("Previously reported leaked lease was returned: pool={}, site {}, held for {}",
-                tracer->pool_name(), it->second, human_duration(held));
+                tracer->pool_name(), it->second, duration_text(held));
   leaks_.erase(it);
   leaks_returned.fetch_add(1, std::memory_order_relaxed);
   open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);

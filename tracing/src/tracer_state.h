@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "poolscope/pool/mutex.h"
+#include "poolscope/pool/duration_text.h"
 #include "poolscope/pool/pool.h"
 #include "poolscope/tracing/stack_trace.h"
 #include "poolscope/tracing/tracer.h"
@@ -26,8 +27,6 @@ namespace poolscope::tracing::detail {
 
 class PoolTracer;
 
-// "12 us", "3.4 ms", "31.2 s", "30m 00s".
-std::string human_duration(std::chrono::nanoseconds d);
 
 // The name the kernel has for an OS thread of this process ("" if gone).
 std::string thread_name(std::uint64_t tid);

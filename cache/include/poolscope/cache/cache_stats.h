@@ -19,7 +19,7 @@ struct CacheStats {
   std::chrono::nanoseconds load_time{0};  // total, successes and failures
 
   // Entries removed, by why.
-  std::uint64_t evictions_capacity = 0;     // least recently used, past max_entries
+  std::uint64_t evictions_capacity = 0;     // past max_entries (CLOCK: unread first)
   std::uint64_t evictions_ttl = 0;          // expired
   std::uint64_t evictions_invalidated = 0;  // erase, prefix/glob invalidation, clear
 

@@ -1,6 +1,7 @@
 // TtlCache<K, V>: an in-process cache with a TTL per cache and per entry, a
-// size bound with LRU eviction, prefix and glob invalidation, warm-up,
-// optional background refresh and single-flight loading.
+// size bound with CLOCK (second-chance) eviction, prefix and glob
+// invalidation, warm-up, optional background refresh and single-flight
+// loading.
 //
 //   TtlCache<std::string, Config> configs({.name = "config", .ttl = 5min});
 //   Config c = configs.get_or_load("pair:ETH/USDT", [&](const std::string& key) {
@@ -9,9 +10,11 @@
 //   });
 //   configs.invalidate_glob("pair:*");
 //
-// The cache is split into shards, each with its own mutex, LRU list and map,
-// so threads on different keys rarely meet. A hit copies V and nothing else:
-// store std::shared_ptr<const T> when copying T would allocate.
+// The cache is split into shards, each with its own lock, eviction list and
+// map, so writers on different keys rarely meet; a hit shares its shard's
+// lock through a slot of its own CPU, so readers do not slow each other
+// down at all. A hit copies V and nothing else: store
+// std::shared_ptr<const T> when copying T would allocate.
 //
 // Single flight: concurrent misses on one key run the loader once; the others
 // wait for its result, or its exception, which is cached nowhere. An
@@ -63,7 +66,8 @@ struct TtlCacheConfig {
   // How long an entry lives unless put() or get_or_load() says otherwise.
   // Zero: entries never expire.
   std::chrono::milliseconds ttl{5 * 60'000};
-  // Entries kept at most; past it the least recently used go. At least 1.
+  // Entries kept at most; past it, entries not read since they were last
+  // passed over go first (CLOCK, an approximation of LRU). At least 1.
   std::size_t max_entries = 10'000;
   // Independent parts; a power of two from 1 to 1024.
   std::size_t shards = 16;
@@ -168,13 +172,22 @@ class TtlCache {
   struct Node;
   struct Flight;
   struct Shard;
-
+  struct MapKey;
   template <class Q>
-  Shard& shard_for(const Q& key) const noexcept;
+  struct Probe;
+  struct MapHash;
+  struct MapEq;
+
+  // A key's hash, computed once per call: it picks the shard and the bucket.
+  template <class Q>
+  static std::size_t hash_of(const Q& key) noexcept(noexcept(Hash{}(key))) {
+    return Hash{}(key);
+  }
+  Shard& shard_of(std::size_t hash) const noexcept;
   std::chrono::steady_clock::time_point expiry(std::chrono::steady_clock::time_point now,
                                                std::optional<std::chrono::milliseconds> ttl) const;
   template <class F>
-  V load(Shard& shard, const K& key, F&& loader, std::optional<std::chrono::milliseconds> ttl,
+  V load(const K& key, std::size_t hash, F&& loader, std::optional<std::chrono::milliseconds> ttl,
          bool refresh);
   template <class Pred>
   std::size_t invalidate_matching(Pred pred, bool everything);
@@ -197,5 +210,6 @@ class TtlCache {
 
 }  // namespace poolscope::cache
 
+#include "poolscope/cache/detail/ttl_cache_shard.h"
 #include "poolscope/cache/detail/ttl_cache_impl.h"
 #include "poolscope/cache/detail/ttl_cache_maintenance_impl.h"

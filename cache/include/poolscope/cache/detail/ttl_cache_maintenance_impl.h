@@ -33,18 +33,18 @@ void TtlCache<K, V, Hash, Eq>::refresh_loop(std::stop_token stop, std::function<
       Shard& s = shards_[i];
       std::vector<K> due;
       {
-        poolscope::detail::SpinningMutexLock lock(s.mu);
+        typename Shard::WriterLock lock(s.mu);
         const auto now = clock_->now();
         for (const auto& [key, node] : s.map) {
-          if (node.read_since_load && node.expires > now && now - node.loaded >= refresh_after &&
-              !s.flights.contains(key)) {
-            due.push_back(key);
+          if (node.read_since_load.load(std::memory_order_relaxed) && node.expires > now &&
+              now - node.loaded >= refresh_after && !s.flights.contains(key.key)) {
+            due.push_back(key.key);
           }
         }
       }
       for (const K& key : due) {
         try {
-          load(s, key, loader, std::nullopt, /*refresh=*/true);
+          load(key, hash_of(key), loader, std::nullopt, /*refresh=*/true);
         } catch (...) {
           // Counted as a load failure; the old value serves until its TTL.
         }
@@ -59,10 +59,10 @@ std::size_t TtlCache<K, V, Hash, Eq>::invalidate_matching(Pred pred, bool everyt
   std::size_t removed = 0;
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
-    poolscope::detail::SpinningMutexLock lock(s.mu);
+    typename Shard::WriterLock lock(s.mu);
     for (auto it = s.map.begin(); it != s.map.end();) {
       auto next = std::next(it);
-      if (everything || pred(it->first)) {
+      if (everything || pred(it->first.key)) {
         s.remove(it);
         ++s.counts.evictions_invalidated;
         ++removed;
@@ -83,11 +83,12 @@ std::size_t TtlCache<K, V, Hash, Eq>::invalidate_matching(Pred pred, bool everyt
 
 template <class K, class V, class Hash, class Eq>
 bool TtlCache<K, V, Hash, Eq>::erase(const K& key) {
-  Shard& s = shard_for(key);
+  const Probe<K> probe{key, hash_of(key)};
+  Shard& s = shard_of(probe.hash);
   bool removed = false;
   {
-    poolscope::detail::SpinningMutexLock lock(s.mu);
-    if (auto it = s.map.find(key); it != s.map.end()) {
+    typename Shard::WriterLock lock(s.mu);
+    if (auto it = s.map.find(probe); it != s.map.end()) {
       s.remove(it);
       ++s.counts.evictions_invalidated;
       removed = true;
@@ -144,7 +145,7 @@ std::size_t TtlCache<K, V, Hash, Eq>::purge_expired() {
   const auto now = clock_->now();
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
-    poolscope::detail::SpinningMutexLock lock(s.mu);
+    typename Shard::WriterLock lock(s.mu);
     for (auto it = s.map.begin(); it != s.map.end();) {
       auto next = std::next(it);
       if (it->second.expires <= now) {
@@ -208,7 +209,12 @@ CacheStats TtlCache<K, V, Hash, Eq>::stats() const {
   total.name = config_.name;
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
     const Shard& s = shards_[i];
-    poolscope::detail::SpinningMutexLock lock(s.mu);
+    typename Shard::WriterLock lock(s.mu);
+    s.mu.for_each_local([&](const detail::ReaderCounts& r) {
+      total.hits += r.hits;
+      total.misses += r.misses;
+      total.sessions_avoided += r.sessions_avoided;
+    });
     total.hits += s.counts.hits;
     total.misses += s.counts.misses;
     total.loads += s.counts.loads;
