@@ -41,22 +41,14 @@ Pool::Pool(PoolConfig config) {
 
 Pool::~Pool() { core_->shutdown(); }
 
-Lease Pool::acquire(std::source_location site) {
-  return core_->checkout(site, core_->config().checkout_timeout, /*share=*/true,
-                         /*throw_on_timeout=*/true);
-}
+Lease Pool::acquire(std::source_location site) { return core_->acquire(site, /*share=*/true); }
 
 std::optional<Lease> Pool::try_acquire(std::chrono::milliseconds timeout,
                                        std::source_location site) {
-  Lease lease = core_->checkout(site, timeout, /*share=*/true, /*throw_on_timeout=*/false);
-  if (!lease) return std::nullopt;
-  return lease;
+  return core_->try_acquire(site, timeout);
 }
 
-Lease Pool::acquire_new(std::source_location site) {
-  return core_->checkout(site, core_->config().checkout_timeout, /*share=*/false,
-                         /*throw_on_timeout=*/true);
-}
+Lease Pool::acquire_new(std::source_location site) { return core_->acquire(site, /*share=*/false); }
 
 PoolStats Pool::stats() const { return core_->stats(); }
 
@@ -82,7 +74,9 @@ Lease::Lease(Lease&& other) noexcept
       slot_(std::exchange(other.slot_, nullptr)),
       session_(std::exchange(other.session_, nullptr)),
       site_(other.site_),
-      reused_(other.reused_) {}
+      reused_(other.reused_) {
+  if (slot_ != nullptr) core_->unshare(slot_);
+}
 
 Lease& Lease::operator=(Lease&& other) noexcept {
   if (this != &other) {
@@ -92,6 +86,7 @@ Lease& Lease::operator=(Lease&& other) noexcept {
     session_ = std::exchange(other.session_, nullptr);
     site_ = other.site_;
     reused_ = other.reused_;
+    if (slot_ != nullptr) core_->unshare(slot_);
   }
   return *this;
 }

@@ -1,4 +1,4 @@
-#include <sstream>
+#include <climits>
 #include <stdexcept>
 #include <string>
 
@@ -23,6 +23,13 @@ void require_not_negative(std::string_view field, std::chrono::milliseconds d) {
 
 void require_positive(std::string_view field, std::chrono::milliseconds d) {
   if (d.count() <= 0) invalid(field, "must be positive", ms(d));
+}
+
+void require_at_most(std::string_view field, std::chrono::milliseconds d,
+                     std::chrono::milliseconds limit, std::string_view why) {
+  if (d > limit) {
+    invalid(field, "must be at most " + ms(limit) + " (" + std::string(why) + ")", ms(d));
+  }
 }
 
 }  // namespace
@@ -55,7 +62,11 @@ void PoolConfig::validate() const {
             std::to_string(static_cast<int>(reset_on_return)));
   }
   require_positive("connect_timeout", connect_timeout);
+  require_at_most("connect_timeout", connect_timeout, std::chrono::seconds(INT_MAX),
+                  "libpq takes whole seconds as an int");
   require_not_negative("sqlite_busy_timeout", sqlite_busy_timeout);
+  require_at_most("sqlite_busy_timeout", sqlite_busy_timeout, std::chrono::seconds(INT_MAX / 1000),
+                  "SQLite takes milliseconds as an int");
   require_positive("housekeeping_interval", housekeeping_interval);
 }
 

@@ -1,26 +1,22 @@
+// PoolCore: checkout, return, and opening and closing connections. The
+// invariants are in pool_core.h and slot.h.
+
 #include "pool_core.h"
 
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <climits>
-#include <iomanip>
-#include <map>
+#include <cstdint>
 #include <random>
-#include <sstream>
 #include <utility>
 
 #include "clock.h"
 #include "poolscope/pool/errors.h"
-#include "poolscope/pool/site.h"
 
 namespace poolscope::detail {
 namespace {
 
 using std::chrono::nanoseconds;
-
-
 
 // Per-thread state, per pool: the connection the thread's nested acquires
 // share (`held`) and the slot it used last (`hint`, tried first next time so
@@ -83,17 +79,7 @@ bool add_ref(Slot* slot) noexcept {
   return false;
 }
 
-bool has_parameter(const std::string& connect, std::string_view key) {
-  for (std::size_t pos = connect.find(key); pos != std::string::npos;
-       pos = connect.find(key, pos + 1)) {
-    const bool at_start = pos == 0 || connect[pos - 1] == ' ';
-    std::size_t eq = pos + key.size();
-    while (eq < connect.size() && connect[eq] == ' ') ++eq;
-    if (at_start && eq < connect.size() && connect[eq] == '=') return true;
-  }
-  return false;
-}
-
+// PoolConfig::validate() bounds the durations passed this way.
 long long whole_seconds_up(std::chrono::milliseconds d) {
   return (d.count() + 999) / 1000;
 }
@@ -102,22 +88,28 @@ long long whole_seconds_up(std::chrono::milliseconds d) {
 std::string effective_connect_string(const ConnectionUrl& url, const PoolConfig& config) {
   std::string s = url.connect_string();
   if (url.backend() == Backend::kPostgreSQL) {
-    if (!has_parameter(s, "connect_timeout")) {
+    if (!url.has_parameter("connect_timeout")) {
       s += " connect_timeout=" + std::to_string(whole_seconds_up(config.connect_timeout));
     }
     // Shown in pg_stat_activity unless the URL names the application itself.
-    if (!has_parameter(s, "fallback_application_name")) {
+    if (!url.has_parameter("fallback_application_name")) {
       s += " fallback_application_name='poolscope:" + config.name + "'";
     }
-  } else if (!has_parameter(s, "timeout")) {
+  } else if (!url.has_parameter("timeout")) {
     s += " timeout=" + std::to_string(whole_seconds_up(config.sqlite_busy_timeout));
   }
   return s;
 }
 
-std::int64_t to_ns(std::chrono::milliseconds d) {
-  return std::chrono::duration_cast<nanoseconds>(d).count();
+// d in nanoseconds, saturated: milliseconds::max() (or anything past the
+// ~292 years nanoseconds hold) becomes nanoseconds::max(), "forever".
+nanoseconds saturating_ns(std::chrono::milliseconds d) noexcept {
+  constexpr auto kLimit = std::chrono::duration_cast<std::chrono::milliseconds>(nanoseconds::max());
+  if (d >= kLimit) return nanoseconds::max();
+  if (d <= -kLimit) return nanoseconds::min();
+  return d;
 }
+
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
@@ -128,7 +120,6 @@ std::string trim(std::string s) {
 
 std::uint64_t thread_checkouts() noexcept { return t_checkouts; }
 
-
 PoolCore::PoolCore(PoolConfig config, ConnectionUrl url)
     : config_(std::move(config)),
       url_(std::move(url)),
@@ -136,32 +127,42 @@ PoolCore::PoolCore(PoolConfig config, ConnectionUrl url)
       id_(g_next_pool_id.fetch_add(1, kRelaxed)),
       max_(config_.pool_size + config_.max_overflow),
       in_memory_(url_.backend() == Backend::kSqlite && url_.sqlite_in_memory()),
-      lifetime_ns_(in_memory_ ? 0 : to_ns(config_.max_lifetime)),
-      idle_timeout_ns_(in_memory_ ? 0 : to_ns(config_.idle_timeout)),
-      validation_interval_ns_(to_ns(config_.validation_interval)),
+      checkout_timeout_(saturating_ns(config_.checkout_timeout)),
+      lifetime_ns_(in_memory_ ? 0 : saturating_ns(config_.max_lifetime).count()),
+      idle_timeout_ns_(in_memory_ ? 0 : saturating_ns(config_.idle_timeout).count()),
+      validation_interval_ns_(saturating_ns(config_.validation_interval).count()),
       slots_(new Slot[max_]) {
   for (std::size_t i = 0; i < max_; ++i) slots_[i].index = static_cast<std::uint32_t>(i);
   MutexLock lock(observers_mu_);
-  observer_lists_.push_back(index_observers({}));
-  observers_.store(observer_lists_.back().get(), std::memory_order_release);
+  replace_observers_locked({});
 }
 
 void PoolCore::start() {
   for (std::size_t i = 0; i < config_.min_idle; ++i) {
-    Slot* slot = nullptr;
-    {
-      MutexLock lock(mu_);
-      slot = reserve_empty_locked();
-    }
-    if (slot == nullptr) break;
-    open_into(slot, nullptr);
-    slot->state.store(SlotState::kIdle, kSeqCst);
+    if (!open_idle()) break;
   }
   housekeeper_ = std::jthread([this](std::stop_token stop) { housekeeper_loop(stop); });
 }
 
-Lease PoolCore::checkout(const std::source_location& site, nanoseconds timeout, bool share,
-                         bool throw_on_timeout) {
+Lease PoolCore::acquire(const std::source_location& site, bool share) {
+  bool reused = false;
+  Slot* slot = checkout(site, checkout_timeout_, share, /*throw_on_timeout=*/true, &reused);
+  return Lease(LeaseKey(), this, slot, slot->conn.session(), site, reused);
+}
+
+std::optional<Lease> PoolCore::try_acquire(const std::source_location& site,
+                                           std::chrono::milliseconds timeout) {
+  bool reused = false;
+  Slot* slot = checkout(site, saturating_ns(timeout), /*share=*/true, /*throw_on_timeout=*/false,
+                        &reused);
+  if (slot == nullptr) return std::nullopt;
+  // Built in place: moving the lease into the optional would end its sharing.
+  return std::optional<Lease>(std::in_place, LeaseKey(), this, slot, slot->conn.session(), site,
+                              reused);
+}
+
+Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, bool share,
+                         bool throw_on_timeout, bool* reused) {
   ThreadEntry* entry = entry_for(id_);
   const std::uint64_t token = thread_token();
 
@@ -169,12 +170,14 @@ Lease PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     Slot* slot = entry->held;
     if (slot->owner_token.load(kRelaxed) == token && add_ref(slot)) {
       // Re-check after taking the reference: the checkout may have gone
-      // back and out again through a lease moved to another thread.
+      // back (released on another thread) and out again.
       if (slot->owner_token.load(std::memory_order_acquire) == token) {
         slot->reuses.store(slot->reuses.load(kRelaxed) + 1, kRelaxed);
-        const std::uint64_t id = slot->connection_id.load(kRelaxed);
-        notify(&ObserverList::reuse, [&](PoolObserver& o) { o.on_reuse({config_.name, id, slot->index, site}); });
-        return Lease(this, slot, slot->conn.session(), site, true);
+        notify(&ObserverList::reuse, &PoolObserver::on_reuse, [&] {
+          return ReuseEvent{config_.name, slot->connection_id.load(kRelaxed), slot->index, site};
+        });
+        *reused = true;
+        return slot;
       }
       release_ref(slot);
     }
@@ -192,9 +195,10 @@ Lease PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     if (slot == nullptr) {
       const std::size_t waiting = waiters_.load(kRelaxed) + 1;
       timeouts_.fetch_add(1, kRelaxed);
-      notify(&ObserverList::timeout, [&](PoolObserver& o) { o.on_timeout({config_.name, site, waited}); });
+      notify(&ObserverList::timeout, &PoolObserver::on_timeout,
+             [&] { return TimeoutEvent{config_.name, site, waited}; });
       if (throw_on_timeout) throw PoolTimeout(timeout_message(waited, waiting), waited);
-      return Lease();
+      return nullptr;
     }
   }
 
@@ -217,11 +221,18 @@ Lease PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     if (share) entry->held = slot;
   }
   ++t_checkouts;
-  const std::uint64_t id = slot->connection_id.load(kRelaxed);
-  notify(&ObserverList::checkout, [&](PoolObserver& o) {
-    o.on_checkout({config_.name, id, slot->index, seq / 2 + 1, site, os_thread_id(), waited});
+  notify(&ObserverList::checkout, &PoolObserver::on_checkout, [&] {
+    return CheckoutEvent{config_.name, slot->connection_id.load(kRelaxed), slot->index,
+                         seq / 2 + 1, site, os_thread_id(), waited};
   });
-  return Lease(this, slot, slot->conn.session(), site, false);
+  return slot;
+}
+
+void PoolCore::unshare(Slot* slot) noexcept {
+  // Only this thread's nested acquires match the token, and the slot cannot
+  // be checked in and out again while the moved lease holds a reference.
+  if (slot->owner_token.load(kRelaxed) != 0) slot->owner_token.store(0, kRelaxed);
+  if (ThreadEntry* e = find_entry(id_); e != nullptr && e->held == slot) e->held = nullptr;
 }
 
 Slot* PoolCore::try_claim_idle(Slot* hint) noexcept {
@@ -232,131 +243,15 @@ Slot* PoolCore::try_claim_idle(Slot* hint) noexcept {
                                                std::memory_order_acquire, kRelaxed);
   };
   if (hint != nullptr && claim(hint)) return hint;
-  // Start where this thread's hint is (or a per-thread offset) so threads
-  // spread over the slots instead of all contending for the first ones.
-  const std::size_t start = hint != nullptr ? hint->index : thread_token() % max_;
-  for (std::size_t i = 0; i < max_; ++i) {
+  // Go on from the hint (or a per-thread offset) so threads spread over the
+  // slots instead of all contending for the first ones.
+  const std::size_t start = hint != nullptr ? hint->index + 1 : thread_token() % max_;
+  const std::size_t count = hint != nullptr ? max_ - 1 : max_;
+  for (std::size_t i = 0; i < count; ++i) {
     Slot* slot = &slots_[(start + i) % max_];
     if (claim(slot)) return slot;
   }
   return nullptr;
-}
-
-Slot* PoolCore::claim_idle_locked() {
-  for (std::size_t i = 0; i < max_; ++i) {
-    Slot* slot = &slots_[i];
-    SlotState expected = SlotState::kIdle;
-    if (slot->state.load(kSeqCst) == SlotState::kIdle &&
-        slot->state.compare_exchange_strong(expected, SlotState::kInUse, kSeqCst)) {
-      return slot;
-    }
-  }
-  return nullptr;
-}
-
-Slot* PoolCore::reserve_empty_locked() {
-  if (open_count_.load(kRelaxed) >= max_) return nullptr;
-  for (std::size_t i = 0; i < max_; ++i) {
-    Slot* slot = &slots_[i];
-    if (slot->state.load(kRelaxed) == SlotState::kEmpty) {
-      slot->state.store(SlotState::kOpening, kRelaxed);
-      open_count_.fetch_add(1, kRelaxed);
-      return slot;
-    }
-  }
-  return nullptr;
-}
-
-void PoolCore::wait_list_push_locked(Waiter* w) {
-  w->prev = tail_;
-  w->next = nullptr;
-  (tail_ != nullptr ? tail_->next : head_) = w;
-  tail_ = w;
-  waiters_.fetch_add(1, kSeqCst);
-}
-
-void PoolCore::wait_list_remove_locked(Waiter* w) {
-  (w->prev != nullptr ? w->prev->next : head_) = w->next;
-  (w->next != nullptr ? w->next->prev : tail_) = w->prev;
-  w->prev = w->next = nullptr;
-  waiters_.fetch_sub(1, kSeqCst);
-}
-
-void PoolCore::dispatch_locked() {
-  while (head_ != nullptr) {
-    bool open = false;
-    Slot* slot = claim_idle_locked();
-    if (slot == nullptr) {
-      slot = reserve_empty_locked();
-      open = slot != nullptr;
-    }
-    if (slot == nullptr) return;
-    Waiter* w = head_;
-    wait_list_remove_locked(w);
-    w->slot = slot;
-    w->open = open;
-    w->cv.notify_one();
-  }
-}
-
-Slot* PoolCore::checkout_slow(const std::source_location& site, nanoseconds timeout, bool* fresh,
-                              nanoseconds* waited) {
-  const auto start = std::chrono::steady_clock::now();
-  Waiter w;
-  bool queued = false;
-  {
-    MutexLock lock(mu_);
-    if (closed_.load(kRelaxed)) throw PoolClosed("pool '" + config_.name + "' is closed");
-    if (head_ == nullptr) {
-      w.slot = claim_idle_locked();
-      if (w.slot == nullptr) {
-        w.slot = reserve_empty_locked();
-        w.open = w.slot != nullptr;
-      }
-    }
-    if (w.slot == nullptr && timeout > nanoseconds::zero()) {
-      queued = true;
-      ++slow_threads_;
-      wait_list_push_locked(&w);
-      waits_.fetch_add(1, kRelaxed);
-      dispatch_locked();  // a connection may have come back before we queued
-      const auto deadline = start + timeout;
-      while (w.slot == nullptr && !closed_.load(kRelaxed)) {
-        if (!w.cv.wait_until(mu_, deadline)) break;
-      }
-      if (w.slot == nullptr) wait_list_remove_locked(&w);
-      if (--slow_threads_ == 0 && closed_.load(kRelaxed)) quiescent_.notify_all();
-    }
-    if (w.slot == nullptr && closed_.load(kRelaxed)) {
-      throw PoolClosed("pool '" + config_.name + "' was closed while waiting for a connection");
-    }
-    if (w.open) ++slow_threads_;  // shutdown waits for the open to finish
-  }
-  if (queued) {
-    *waited = std::chrono::steady_clock::now() - start;
-    wait_ns_.fetch_add(waited->count(), kRelaxed);
-  }
-  if (w.slot == nullptr || !w.open) return w.slot;
-
-  // Open a connection into the reserved slot, outside the lock.
-  struct LeaveSlowPath {
-    PoolCore* core;
-    ~LeaveSlowPath() {
-      MutexLock lock(core->mu_);
-      if (--core->slow_threads_ == 0 && core->closed_.load(kRelaxed)) {
-        core->quiescent_.notify_all();
-      }
-    }
-  } leave{this};
-  open_into(w.slot, &site);  // gives the slot back and throws on failure
-  if (closed_.load(kRelaxed)) {
-    close_connection(w.slot, CloseReason::kShutdown);
-    give_back_empty(w.slot);
-    throw PoolClosed("pool '" + config_.name + "' was closed while opening a connection");
-  }
-  w.slot->state.store(SlotState::kInUse, kRelaxed);
-  *fresh = true;
-  return w.slot;
 }
 
 void PoolCore::make_ready(Slot* slot, const std::source_location& site, std::int64_t now) {
@@ -382,15 +277,19 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
     const std::string reason = trim(url_.scrub(e.what()));
     const nanoseconds took(now_ns() - start);
     connect_failures_.fetch_add(1, kRelaxed);
-    notify(&ObserverList::connect_failed, [&](PoolObserver& o) { o.on_connect_failed({config_.name, reason, took, site}); });
+    notify(&ObserverList::connect_failed, &PoolObserver::on_connect_failed,
+           [&] { return ConnectFailedEvent{config_.name, reason, took, site}; });
+    // Built first: giving the slot back may delete this (the last lease of a
+    // closed pool was the one being replaced).
+    ConnectError error("pool '" + config_.name + "' cannot connect to " + url_.redacted() + ": " +
+                       reason);
     give_back_empty(slot);
-    throw ConnectError("pool '" + config_.name + "' cannot connect to " + url_.redacted() +
-                       ": " + reason);
+    throw error;
   }
   const std::int64_t done = now_ns();
   slot->created_ns = done;
   std::int64_t expires = INT64_MAX;
-  if (lifetime_ns_ > 0) {
+  if (lifetime_ns_ > 0 && lifetime_ns_ < INT64_MAX - done) {
     // Up to 2.5% earlier, as HikariCP does, so connections opened together
     // do not all expire together.
     thread_local std::minstd_rand jitter_rng(static_cast<unsigned>(os_thread_id()));
@@ -404,7 +303,20 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
   const std::uint64_t id = next_connection_id_.fetch_add(1, kRelaxed);
   slot->connection_id.store(id, kRelaxed);
   opened_.fetch_add(1, kRelaxed);
-  notify(&ObserverList::connect, [&](PoolObserver& o) { o.on_connect({config_.name, id, nanoseconds(done - start), site}); });
+  notify(&ObserverList::connect, &PoolObserver::on_connect,
+         [&] { return ConnectEvent{config_.name, id, nanoseconds(done - start), site}; });
+}
+
+bool PoolCore::open_idle() {
+  Slot* slot = nullptr;
+  {
+    MutexLock lock(mu_);
+    slot = reserve_empty_locked();
+  }
+  if (slot == nullptr) return false;
+  open_into(slot, nullptr);
+  make_idle(slot);
+  return true;
 }
 
 void PoolCore::release_ref(Slot* slot) noexcept {
@@ -418,22 +330,15 @@ void PoolCore::checkin(Slot* slot) noexcept {
 
   const std::int64_t checked_out = slot->checkout_ns.load(kRelaxed);
   slot->checkout_ns.store(0, kRelaxed);  // no lease record until the next checkout
-  if (const ObserverList* observers = observers_.load(std::memory_order_acquire); !observers->checkin.empty()) {
-    const CheckinEvent event{config_.name,
-                             slot->connection_id.load(kRelaxed),
-                             slot->index,
-                             slot->checkout_seq.load(kRelaxed) / 2,
-                             slot->site.load(kRelaxed),
-                             slot->thread.load(kRelaxed),
-                             nanoseconds(now - checked_out)};
-    for (PoolObserver* observer : observers->checkin) {
-      try {
-        observer->on_checkin(event);
-      } catch (...) {
-        // As notify(): a throwing observer loses its event, nothing else.
-      }
-    }
-  }
+  notify(&ObserverList::checkin, &PoolObserver::on_checkin, [&] {
+    return CheckinEvent{config_.name,
+                        slot->connection_id.load(kRelaxed),
+                        slot->index,
+                        slot->checkout_seq.load(kRelaxed) / 2,
+                        slot->site.load(kRelaxed),
+                        slot->thread.load(kRelaxed),
+                        nanoseconds(now - checked_out)};
+  });
 
   std::optional<CloseReason> reason;
   if (slot->invalidated.load(kRelaxed)) {
@@ -444,13 +349,11 @@ void PoolCore::checkin(Slot* slot) noexcept {
   if (!reason && now >= slot->expires_ns.load(kRelaxed)) reason = CloseReason::kMaxLifetime;
   if (!reason && should_shrink()) reason = CloseReason::kOverflow;
   if (reason) {
-    close_connection(slot, *reason);
-    give_back_empty(slot);
+    discard(slot, *reason);
     return;
   }
   slot->last_used_ns.store(now, kRelaxed);
-  slot->state.store(SlotState::kIdle, kSeqCst);
-  if (waiters_.load(kSeqCst) != 0 || closed_.load(kSeqCst)) after_idle_slow(slot);
+  make_idle(slot);
 }
 
 std::optional<CloseReason> PoolCore::reset(Slot* slot) noexcept {
@@ -470,32 +373,36 @@ std::optional<CloseReason> PoolCore::reset(Slot* slot) noexcept {
 
 // QueuePool: an overflow connection is closed when it comes back to a pool
 // that already holds pool_size idle ones (and nobody is waiting for it).
+// The scan stops as soon as the answer is known: at pool_size idle slots, or
+// when too few slots are left to reach that many.
 bool PoolCore::should_shrink() const noexcept {
-  if (open_count_.load(kRelaxed) <= config_.pool_size || waiters_.load(kRelaxed) != 0) {
-    return false;
-  }
+  const std::size_t keep = config_.pool_size;
+  if (open_count_.load(kRelaxed) <= keep || waiters_.load(kRelaxed) != 0) return false;
   std::size_t idle = 0;
-  for (std::size_t i = 0; i < max_; ++i) {
-    if (slots_[i].state.load(kRelaxed) == SlotState::kIdle) ++idle;
+  for (std::size_t i = 0; idle + (max_ - i) >= keep; ++i) {
+    if (slots_[i].state.load(kRelaxed) == SlotState::kIdle && ++idle == keep) return true;
   }
-  return idle >= config_.pool_size;
+  return false;
+}
+
+void PoolCore::make_idle(Slot* slot) noexcept {
+  slot->state.store(SlotState::kIdle, kSeqCst);
+  if (waiters_.load(kSeqCst) != 0 || closed_.load(kSeqCst)) after_idle_slow(slot);
 }
 
 void PoolCore::after_idle_slow(Slot* slot) noexcept {
-  bool remove_core = false;
   {
     MutexLock lock(mu_);
-    if (closed_.load(kRelaxed)) {
-      SlotState expected = SlotState::kIdle;
-      if (slot->state.compare_exchange_strong(expected, SlotState::kClosing, kSeqCst)) {
-        close_connection(slot, CloseReason::kShutdown);
-        remove_core = make_empty_locked(slot);
-      }
-    } else {
+    if (!closed_.load(kRelaxed)) {
       dispatch_locked();
+      return;
     }
+    // The pool has closed: close the connection rather than leave it idle,
+    // unless shutdown() (which counts the slot) took it first.
+    SlotState expected = SlotState::kIdle;
+    if (!slot->state.compare_exchange_strong(expected, SlotState::kClosing, kSeqCst)) return;
   }
-  if (remove_core) delete this;
+  discard(slot, CloseReason::kShutdown);
 }
 
 void PoolCore::close_connection(Slot* slot, CloseReason reason) noexcept {
@@ -503,7 +410,8 @@ void PoolCore::close_connection(Slot* slot, CloseReason reason) noexcept {
   const std::uint64_t id = slot->connection_id.load(kRelaxed);
   slot->conn.close();
   closed_by_[static_cast<std::size_t>(reason)].fetch_add(1, kRelaxed);
-  notify(&ObserverList::close, [&](PoolObserver& o) { o.on_close({config_.name, id, reason, age}); });
+  notify(&ObserverList::close, &PoolObserver::on_close,
+         [&] { return CloseEvent{config_.name, id, reason, age}; });
 }
 
 bool PoolCore::make_empty_locked(Slot* slot) {
@@ -521,6 +429,11 @@ void PoolCore::give_back_empty(Slot* slot) noexcept {
     remove_core = make_empty_locked(slot);
   }
   if (remove_core) delete this;
+}
+
+void PoolCore::discard(Slot* slot, CloseReason reason) noexcept {
+  close_connection(slot, reason);
+  give_back_empty(slot);
 }
 
 }  // namespace poolscope::detail

@@ -12,13 +12,19 @@
 //
 // Lifetime: the Pool handle calls shutdown(), which deletes the core at once
 // when no lease is out, or leaves it orphaned for the last returning lease to
-// delete.
+// delete. Any call that can give a slot back (give_back_empty(), discard(),
+// after_idle_slow()) may therefore delete the core: callers touch no member
+// afterwards. Threads counted in slow_threads_ are the exception: shutdown()
+// waits for them, so the core cannot be orphaned under them.
+//
+// Observers are called outside mu_, as observer.h promises.
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race.
 
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -58,14 +64,21 @@ class PoolCore {
   // Opens min_idle connections and starts the housekeeper. Throws ConnectError.
   void start();
 
-  // Checks out a connection, sharing the thread's current checkout when
-  // `share` is set. On timeout throws PoolTimeout, or returns an empty Lease
-  // when throw_on_timeout is false. Throws ConnectError and PoolClosed.
-  Lease checkout(const std::source_location& site, std::chrono::nanoseconds timeout, bool share,
-                 bool throw_on_timeout);
+  // Checks out a connection, waiting up to checkout_timeout, and shares the
+  // thread's current checkout when `share` is set. Throws PoolTimeout,
+  // ConnectError and PoolClosed.
+  Lease acquire(const std::source_location& site, bool share);
+
+  // As acquire(share = true), but returns nullopt on timeout.
+  std::optional<Lease> try_acquire(const std::source_location& site,
+                                   std::chrono::milliseconds timeout);
 
   // Drops one lease's reference; the last one returns the connection.
   void release_ref(Slot* slot) noexcept;
+
+  // Stops nested acquires on this thread from sharing the slot's checkout:
+  // a lease on it was moved, perhaps to another thread.
+  void unshare(Slot* slot) noexcept;
 
   PoolStats stats() const;
   std::vector<LeaseInfo> active_leases() const;
@@ -98,40 +111,60 @@ class PoolCore {
 
   ~PoolCore();
 
-  // Checkout steps.
+  // Checkout steps. checkout() returns the slot, or null on a timeout when
+  // throw_on_timeout is false; *reused says it is the thread's shared one.
+  Slot* checkout(const std::source_location& site, std::chrono::nanoseconds timeout, bool share,
+                 bool throw_on_timeout, bool* reused);
   Slot* try_claim_idle(Slot* hint) noexcept;
   Slot* claim_idle_locked() POOLSCOPE_REQUIRES(mu_);
   Slot* reserve_empty_locked() POOLSCOPE_REQUIRES(mu_);
   Slot* checkout_slow(const std::source_location& site, std::chrono::nanoseconds timeout,
                       bool* fresh, std::chrono::nanoseconds* waited) POOLSCOPE_EXCLUDES(mu_);
+  void leave_slow_path_locked() POOLSCOPE_REQUIRES(mu_);
   void make_ready(Slot* slot, const std::source_location& site, std::int64_t now);
+  // Opens a connection into an owned slot. On failure gives the slot back
+  // (which may delete this) and throws ConnectError.
   void open_into(Slot* slot, const std::source_location* site);
+  // Opens one more connection and leaves it idle (for min_idle). Returns
+  // false when every slot is taken; throws ConnectError.
+  bool open_idle();
   void dispatch_locked() POOLSCOPE_REQUIRES(mu_);
 
   // Return steps.
   void checkin(Slot* slot) noexcept;
   std::optional<CloseReason> reset(Slot* slot) noexcept;
   bool should_shrink() const noexcept;
+  // Publishes an owned slot as idle; then serves a waiter with it, or closes
+  // it if the pool has closed (which may delete this).
+  void make_idle(Slot* slot) noexcept;
   void after_idle_slow(Slot* slot) noexcept POOLSCOPE_EXCLUDES(mu_);
 
   // Closing. close_connection() needs ownership of the slot, not the mutex.
-  void close_connection(Slot* slot, CloseReason reason) noexcept;
+  void close_connection(Slot* slot, CloseReason reason) noexcept POOLSCOPE_EXCLUDES(mu_);
   // Marks an owned slot empty and frees its capacity; returns true when the
   // core must now be deleted (orphaned and this was the last lease).
   bool make_empty_locked(Slot* slot) POOLSCOPE_REQUIRES(mu_);
   void give_back_empty(Slot* slot) noexcept POOLSCOPE_EXCLUDES(mu_);
+  // close_connection() then give_back_empty(): may delete this.
+  void discard(Slot* slot, CloseReason reason) noexcept POOLSCOPE_EXCLUDES(mu_);
 
-  void housekeep() noexcept;
+  void housekeep(std::stop_token stop) noexcept;
   void housekeeper_loop(std::stop_token stop) noexcept;
 
   std::string timeout_message(std::chrono::nanoseconds waited, std::size_t waiting) const;
   void wait_list_push_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
   void wait_list_remove_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
 
-  // Calls fn(observer) for each observer in the list `member` of the
-  // current ObserverList.
-  template <class Fn>
-  void notify(std::vector<PoolObserver*> ObserverList::*member, Fn&& fn) const noexcept;
+  // Makes `all` the current ObserverList, keeping the old one alive.
+  void replace_observers_locked(std::vector<std::shared_ptr<PoolObserver>> all)
+      POOLSCOPE_REQUIRES(observers_mu_);
+
+  // Calls (observer->*callback)(event) for each observer in the list
+  // `member` of the current ObserverList. The event is built once, by
+  // make_event(), and only when someone wants it.
+  template <class Event, class MakeEvent>
+  void notify(std::vector<PoolObserver*> ObserverList::*member,
+              void (PoolObserver::*callback)(const Event&), MakeEvent&& make_event) const noexcept;
 
   // Constant after construction.
   const PoolConfig config_;
@@ -140,6 +173,7 @@ class PoolCore {
   const std::uint64_t id_;  // unique per process, never reused
   const std::size_t max_;   // pool_size + max_overflow
   const bool in_memory_;    // SQLite :memory: (exempt from lifetime and idle timeout)
+  const std::chrono::nanoseconds checkout_timeout_;
   const std::int64_t lifetime_ns_;
   const std::int64_t idle_timeout_ns_;
   const std::int64_t validation_interval_ns_;
@@ -165,10 +199,14 @@ class PoolCore {
   mutable Mutex mu_;
   Waiter* head_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;
   Waiter* tail_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;
-  int slow_threads_ POOLSCOPE_GUARDED_BY(mu_) = 0;  // threads inside checkout_slow/open
-  CondVar quiescent_;                                // slow_threads_ reached 0 after close
+  // Threads queued in checkout_slow(), or past it with a slot still to open
+  // or to give back: shutdown() waits for them.
+  int slow_threads_ POOLSCOPE_GUARDED_BY(mu_) = 0;
+  CondVar quiescent_;  // slow_threads_ reached 0 after close
   bool orphaned_ POOLSCOPE_GUARDED_BY(mu_) = false;
-  std::size_t outstanding_ POOLSCOPE_GUARDED_BY(mu_) = 0;  // leases out at shutdown
+  // Once orphaned: slots not yet empty (leases out, closes under way), plus
+  // one while shutdown() runs. The core is deleted when it reaches 0.
+  std::size_t outstanding_ POOLSCOPE_GUARDED_BY(mu_) = 0;
 
   // Observer lists: the current one and all earlier ones (see Pool::add_observer).
   Mutex observers_mu_;
@@ -180,12 +218,16 @@ class PoolCore {
   std::jthread housekeeper_;
 };
 
-template <class Fn>
-void PoolCore::notify(std::vector<PoolObserver*> ObserverList::*member, Fn&& fn) const noexcept {
-  const ObserverList* list = observers_.load(std::memory_order_acquire);
-  for (PoolObserver* observer : list->*member) {
+template <class Event, class MakeEvent>
+void PoolCore::notify(std::vector<PoolObserver*> ObserverList::*member,
+                      void (PoolObserver::*callback)(const Event&),
+                      MakeEvent&& make_event) const noexcept {
+  const std::vector<PoolObserver*>& observers = observers_.load(std::memory_order_acquire)->*member;
+  if (observers.empty()) return;
+  const Event event = make_event();
+  for (PoolObserver* observer : observers) {
     try {
-      fn(*observer);
+      (observer->*callback)(event);
     } catch (...) {
       // Observers must not throw; one that does loses its event, nothing else.
     }

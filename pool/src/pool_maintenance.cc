@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include "clock.h"
 #include "pool_core.h"
@@ -35,13 +36,16 @@ std::unique_ptr<PoolCore::ObserverList> PoolCore::index_observers(
 
 PoolCore::~PoolCore() = default;
 
-void PoolCore::housekeep() noexcept {
+// Runs on the housekeeper thread only, which shutdown() stops and joins
+// before it closes the pool: the pool is never closed (nor the core
+// orphaned) while this runs, so giving slots back cannot delete the core.
+void PoolCore::housekeep(std::stop_token stop) noexcept {
   const std::int64_t now = now_ns();
   std::size_t idle = 0;
   for (std::size_t i = 0; i < max_; ++i) {
     if (slots_[i].state.load(kRelaxed) == SlotState::kIdle) ++idle;
   }
-  for (std::size_t i = 0; i < max_ && !closed_.load(kRelaxed); ++i) {
+  for (std::size_t i = 0; i < max_ && !stop.stop_requested(); ++i) {
     Slot* slot = &slots_[i];
     if (slot->state.load(std::memory_order_acquire) != SlotState::kIdle) continue;
     std::optional<CloseReason> reason;
@@ -61,24 +65,15 @@ void PoolCore::housekeep() noexcept {
       continue;
     }
     --idle;
-    close_connection(slot, *reason);
-    give_back_empty(slot);
+    discard(slot, *reason);
   }
   // Keep min_idle connections open.
-  while (!closed_.load(kRelaxed) && open_count_.load(kRelaxed) < config_.min_idle) {
-    Slot* slot = nullptr;
-    {
-      MutexLock lock(mu_);
-      slot = reserve_empty_locked();
-    }
-    if (slot == nullptr) break;
+  while (!stop.stop_requested() && open_count_.load(kRelaxed) < config_.min_idle) {
     try {
-      open_into(slot, nullptr);
+      if (!open_idle()) break;
     } catch (...) {
       break;  // reported to observers; retried next round
     }
-    slot->state.store(SlotState::kIdle, kSeqCst);
-    if (waiters_.load(kSeqCst) != 0) after_idle_slow(slot);
   }
 }
 
@@ -90,13 +85,16 @@ void PoolCore::housekeeper_loop(std::stop_token stop) noexcept {
                                     nanoseconds(limit / 2)));
     }
   }
-  period = std::max(period, std::chrono::milliseconds(10));
+  // At least daily: a longer sleep gains nothing, and milliseconds::max()
+  // would overflow the clock.
+  period = std::clamp(period, std::chrono::milliseconds(10),
+                      std::chrono::milliseconds(std::chrono::hours(24)));
   std::unique_lock lock(housekeeper_mu_);
   while (!stop.stop_requested()) {
     housekeeper_cv_.wait_for(lock, stop, period, [] { return false; });
     if (stop.stop_requested()) break;
     lock.unlock();
-    housekeep();
+    housekeep(stop);
     lock.lock();
   }
 }
@@ -210,14 +208,17 @@ void PoolCore::add_observer(std::shared_ptr<PoolObserver> observer) {
   MutexLock lock(observers_mu_);
   std::vector<std::shared_ptr<PoolObserver>> all = observers_.load(kRelaxed)->all;
   all.push_back(std::move(observer));
-  observer_lists_.push_back(index_observers(std::move(all)));
-  observers_.store(observer_lists_.back().get(), std::memory_order_release);
+  replace_observers_locked(std::move(all));
 }
 
 void PoolCore::remove_observer(const PoolObserver* observer) {
   MutexLock lock(observers_mu_);
   std::vector<std::shared_ptr<PoolObserver>> all = observers_.load(kRelaxed)->all;
   std::erase_if(all, [observer](const auto& o) { return o.get() == observer; });
+  replace_observers_locked(std::move(all));
+}
+
+void PoolCore::replace_observers_locked(std::vector<std::shared_ptr<PoolObserver>> all) {
   observer_lists_.push_back(index_observers(std::move(all)));
   observers_.store(observer_lists_.back().get(), std::memory_order_release);
 }
@@ -226,6 +227,8 @@ void PoolCore::shutdown() noexcept {
   housekeeper_.request_stop();
   if (housekeeper_.joinable()) housekeeper_.join();
 
+  std::vector<Slot*> idle;
+  idle.reserve(max_);
   std::vector<LeaseInfo> leases;
   {
     MutexLock lock(mu_);
@@ -233,23 +236,30 @@ void PoolCore::shutdown() noexcept {
     for (Waiter* w = head_; w != nullptr; w = w->next) w->cv.notify_one();
     while (slow_threads_ > 0) quiescent_.wait(mu_);
 
+    // Every slot not empty now is owned by someone who will empty it once
+    // the core is orphaned, decrementing outstanding_: this thread for the
+    // idle ones, a lease or a release under way (kInUse, kClosing) for the
+    // others.
     for (std::size_t i = 0; i < max_; ++i) {
       Slot* slot = &slots_[i];
       SlotState expected = SlotState::kIdle;
       if (slot->state.compare_exchange_strong(expected, SlotState::kClosing, kSeqCst)) {
-        close_connection(slot, CloseReason::kShutdown);
-        make_empty_locked(slot);
-      } else if (expected == SlotState::kInUse) {
+        idle.push_back(slot);
+        ++outstanding_;
+      } else if (expected != SlotState::kEmpty) {
         ++outstanding_;
       }
     }
-    // One extra count keeps the core alive while observers hear about the
-    // leases still out; a lease returning meanwhile cannot delete it.
+    // One extra count keeps the core alive to the end of this function; a
+    // lease returning meanwhile cannot delete it.
     ++outstanding_;
     orphaned_ = true;
     leases = active_leases();
   }
-  notify(&ObserverList::shutdown, [&](PoolObserver& o) { o.on_shutdown({config_.name, leases}); });
+  // Outside the lock, as observer.h promises on_close.
+  for (Slot* slot : idle) discard(slot, CloseReason::kShutdown);
+  notify(&ObserverList::shutdown, &PoolObserver::on_shutdown,
+         [&] { return ShutdownEvent{config_.name, leases}; });
   bool remove_core = false;
   {
     MutexLock lock(mu_);

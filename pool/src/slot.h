@@ -1,11 +1,14 @@
 // Slot: the place of one physical connection in a pool.
 //
 // Ownership protocol. `state` says who may touch the connection fields:
-//   kEmpty    no connection; changed only under the pool mutex
+//   kEmpty    no connection; left and entered only under the pool mutex
 //   kOpening  reserved by one thread that is opening a connection into it
 //   kIdle     ready; any thread may claim it by CAS kIdle -> kInUse
 //   kInUse    owned by the lease holder(s) until the last one is released
-//   kClosing  claimed (from kIdle) by the housekeeper or shutdown to close it
+//   kClosing  claimed by CAS from kIdle by a thread that closes the
+//             connection, outside the mutex, then stores kEmpty under it:
+//             the housekeeper (expired, idle, surplus overflow), shutdown
+//             (idle connections), or a release after shutdown
 // The thread that moved the state away from kIdle/kEmpty owns `conn`,
 // `created_ns` and the lease record until it stores kIdle or kEmpty again;
 // the acquire/release pairs on `state` order those fields between owners.
@@ -33,6 +36,7 @@ struct alignas(64) Slot {
   // Set by Lease::invalidate(): close instead of returning.
   std::atomic<bool> invalidated{false};
   // The thread whose nested acquire() may share this checkout (0: none).
+  // Cleared at check-in and when a lease on the checkout is moved.
   std::atomic<std::uint64_t> owner_token{0};
 
   // Read by the housekeeper while the slot is idle.

@@ -1,7 +1,9 @@
 // Parsing of connection URLs into SOCI backend names and connect strings.
 //
 // Every error message is built from the redacted URL; the password is kept
-// only in ConnectionUrl::password_ and the connect string.
+// only in ConnectionUrl::password_ and the connect string. The redaction of
+// SOCI's form comes from the same parse as the connect string, so what is
+// hidden is exactly what libpq would take as the password.
 
 #include "poolscope/pool/url.h"
 
@@ -12,6 +14,7 @@
 #include <cctype>
 #include <charconv>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -34,7 +37,15 @@ std::string lowercase(std::string_view s) {
   throw BadUrl("bad connection URL '" + std::string(redacted) + "': " + std::string(what));
 }
 
-// "key=value" pairs as SOCI and libpq take them: separated by spaces, values
+using Spans = std::vector<std::pair<std::size_t, std::size_t>>;  // [begin, end)
+
+bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+
+// Password parameters are hidden whatever the case of their key: libpq
+// rejects "Password", but the message saying so shows the URL.
+bool is_password_key(std::string_view key) { return lowercase(key) == "password"; }
+
+// "key=value" pairs as libpq takes them: separated by whitespace, values
 // optionally in single or double quotes with backslash escapes.
 struct Pair {
   std::string key;
@@ -43,37 +54,45 @@ struct Pair {
   std::size_t value_end;
 };
 
+// SOCI's form, parsed: every pair, and the first problem (empty if none).
+// Parsing goes on past a problem so that redaction still sees every pair.
+struct Pairs {
+  std::vector<Pair> pairs;
+  std::string error;
+};
+
 // Returns true when body starts like "key=" (SOCI's form) rather than like a
 // URI authority or path.
 bool looks_like_pairs(std::string_view body) {
   std::size_t i = 0;
-  while (i < body.size() && body[i] == ' ') ++i;
+  while (i < body.size() && is_space(body[i])) ++i;
   const std::size_t start = i;
   while (i < body.size() && (std::isalnum(static_cast<unsigned char>(body[i])) || body[i] == '_')) {
     ++i;
   }
-  while (i < body.size() && body[i] == ' ') ++i;
+  while (i < body.size() && is_space(body[i])) ++i;
   return i > start && i < body.size() && body[i] == '=';
 }
 
-// Parses pairs; on error returns the reason in *error.
-std::vector<Pair> parse_pairs(std::string_view body, std::size_t offset, std::string* error) {
-  std::vector<Pair> pairs;
+// Parses the pairs of body, which starts at offset in the URL.
+Pairs parse_pairs(std::string_view body, std::size_t offset) {
+  Pairs result;
+  auto fail = [&result](std::string error) {
+    if (result.error.empty()) result.error = std::move(error);
+  };
   std::size_t i = 0;
   auto skip_spaces = [&] {
-    while (i < body.size() && std::isspace(static_cast<unsigned char>(body[i]))) ++i;
+    while (i < body.size() && is_space(body[i])) ++i;
   };
   for (skip_spaces(); i < body.size(); skip_spaces()) {
     const std::size_t key_begin = i;
-    while (i < body.size() && body[i] != '=' && !std::isspace(static_cast<unsigned char>(body[i]))) {
-      ++i;
-    }
+    while (i < body.size() && body[i] != '=' && !is_space(body[i])) ++i;
     Pair pair;
     pair.key = std::string(body.substr(key_begin, i - key_begin));
     skip_spaces();
     if (i >= body.size() || body[i] != '=') {
-      *error = "'" + pair.key + "' has no value (expected key=value pairs)";
-      return {};
+      fail("'" + pair.key + "' has no value (expected key=value pairs)");
+      continue;  // what follows starts the next pair
     }
     ++i;
     skip_spaces();
@@ -93,19 +112,14 @@ std::vector<Pair> parse_pairs(std::string_view body, std::size_t offset, std::st
           pair.value += body[i++];
         }
       }
-      if (!closed) {
-        *error = "the value of '" + pair.key + "' has no closing quote";
-        return {};
-      }
+      if (!closed) fail("the value of '" + pair.key + "' has no closing quote");
     } else {
-      while (i < body.size() && !std::isspace(static_cast<unsigned char>(body[i]))) {
-        pair.value += body[i++];
-      }
+      while (i < body.size() && !is_space(body[i])) pair.value += body[i++];
     }
     pair.value_end = offset + i;
-    pairs.push_back(std::move(pair));
+    result.pairs.push_back(std::move(pair));
   }
-  return pairs;
+  return result;
 }
 
 // Quotes a value for a libpq keyword/value connection string.
@@ -152,39 +166,38 @@ const std::set<std::string>& libpq_keywords() {
   return keywords;
 }
 
-// Replaces the given [begin, end) spans of s with the mask, right to left.
-std::string mask_spans(std::string_view s, std::vector<std::pair<std::size_t, std::size_t>> spans) {
+// Replaces the given spans of s with the mask (overlapping spans as one).
+std::string mask_spans(std::string_view s, Spans spans) {
   std::sort(spans.begin(), spans.end());
+  Spans merged;
+  for (const auto& span : spans) {
+    if (!merged.empty() && span.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, span.second);
+    } else {
+      merged.push_back(span);
+    }
+  }
   std::string out(s);
-  for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
+  for (auto it = merged.rbegin(); it != merged.rend(); ++it) {
     out.replace(it->first, it->second - it->first, kMask);
   }
   return out;
 }
 
-// Spans of "password=" values inside key=value pairs or a URI query.
-void password_pair_spans(std::string_view s, std::size_t from, char separator,
-                         std::vector<std::pair<std::size_t, std::size_t>>* spans) {
-  static constexpr std::string_view kKey = "password";
-  for (std::size_t pos = s.find(kKey, from); pos != std::string_view::npos;
-       pos = s.find(kKey, pos + kKey.size())) {
-    const bool starts_key = pos == from || s[pos - 1] == separator || s[pos - 1] == ' ' ||
-                            s[pos - 1] == '?';
-    std::size_t eq = pos + kKey.size();
-    while (eq < s.size() && s[eq] == ' ') ++eq;
-    if (!starts_key || eq >= s.size() || s[eq] != '=') continue;
-    std::size_t begin = eq + 1;
-    while (begin < s.size() && s[begin] == ' ') ++begin;
-    std::size_t end = begin;
-    if (begin < s.size() && (s[begin] == '\'' || s[begin] == '"')) {
-      const char quote = s[begin];
-      end = begin + 1;
-      while (end < s.size() && s[end] != quote) end += s[end] == '\\' ? 2 : 1;
-      end = std::min(end + 1, s.size());
-    } else {
-      while (end < s.size() && s[end] != separator && s[end] != ' ') ++end;
+// Spans of the password values in the URI query that starts at `from`
+// (after the '?'). Keys are compared percent-decoded, as the parser decodes
+// them; a value whose key does not decode is hidden too.
+void query_password_spans(std::string_view s, std::size_t from, Spans* spans) {
+  while (from <= s.size()) {
+    const std::size_t end = std::min(s.find('&', from), s.size());
+    const std::string_view item = s.substr(from, end - from);
+    const std::size_t eq = item.find('=');
+    std::string key;
+    if (eq != std::string_view::npos &&
+        (!percent_decode(item.substr(0, eq), &key) || is_password_key(key))) {
+      spans->emplace_back(from + eq + 1, end);
     }
-    spans->emplace_back(begin, end);
+    from = end + 1;
   }
 }
 
@@ -205,6 +218,30 @@ bool userinfo_password_span(std::string_view s, std::size_t authority_begin,
   return true;
 }
 
+// The redacted form of url. When its body is in SOCI's form, *pairs gets
+// the parse of it, for ConnectionUrl::parse() to go on with.
+std::string redact(std::string_view url, std::optional<Pairs>* pairs) {
+  Spans spans;
+  const std::size_t scheme_end = url.find("://");
+  const std::size_t body = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  if (looks_like_pairs(url.substr(body))) {
+    *pairs = parse_pairs(url.substr(body), body);
+    for (const Pair& pair : (*pairs)->pairs) {
+      if (is_password_key(pair.key)) spans.emplace_back(pair.value_begin, pair.value_end);
+    }
+  } else {
+    std::size_t query_from = body;
+    std::pair<std::size_t, std::size_t> span;
+    if (scheme_end != std::string_view::npos && userinfo_password_span(url, body, &span)) {
+      spans.push_back(span);
+      query_from = span.second;  // a '?' inside the password starts no query
+    }
+    const std::size_t query = url.find('?', query_from);
+    if (query != std::string_view::npos) query_password_spans(url, query + 1, &spans);
+  }
+  return mask_spans(url, std::move(spans));
+}
+
 }  // namespace
 
 std::string_view to_string(Backend backend) noexcept {
@@ -218,20 +255,8 @@ std::string_view to_string(Backend backend) noexcept {
 }
 
 std::string redact_url(std::string_view url) {
-  std::vector<std::pair<std::size_t, std::size_t>> spans;
-  const std::size_t scheme_end = url.find("://");
-  const std::size_t body = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-  if (looks_like_pairs(url.substr(body))) {
-    password_pair_spans(url, body, ' ', &spans);
-  } else {
-    std::pair<std::size_t, std::size_t> span;
-    if (scheme_end != std::string_view::npos && userinfo_password_span(url, body, &span)) {
-      spans.push_back(span);
-    }
-    const std::size_t query = url.find('?', body);
-    if (query != std::string_view::npos) password_pair_spans(url, query + 1, '&', &spans);
-  }
-  return mask_spans(url, std::move(spans));
+  std::optional<Pairs> pairs;
+  return redact(url, &pairs);
 }
 
 std::string ConnectionUrl::scrub(std::string_view text) const {
@@ -244,9 +269,14 @@ std::string ConnectionUrl::scrub(std::string_view text) const {
   return out;
 }
 
+bool ConnectionUrl::has_parameter(std::string_view key) const noexcept {
+  return std::find(keys_.begin(), keys_.end(), key) != keys_.end();
+}
+
 ConnectionUrl ConnectionUrl::parse(std::string_view url) {
   ConnectionUrl result;
-  result.redacted_ = redact_url(url);
+  std::optional<Pairs> pairs;  // set when the body is in SOCI's form
+  result.redacted_ = redact(url, &pairs);
   const std::string& shown = result.redacted_;
 
   if (url.empty()) bad_url(shown, "the URL is empty");
@@ -271,13 +301,12 @@ ConnectionUrl ConnectionUrl::parse(std::string_view url) {
                        "' (known: sqlite, sqlite3, postgresql, postgres)");
   }
 
-  if (looks_like_pairs(body)) {
+  if (pairs) {
     // SOCI's own form: the body is the connect string, passed through.
-    std::string error;
-    const std::vector<Pair> pairs = parse_pairs(body, body_offset, &error);
-    if (!error.empty()) bad_url(shown, error);
-    for (const Pair& pair : pairs) {
-      if (pair.key == "password") result.password_ = pair.value;
+    if (!pairs->error.empty()) bad_url(shown, pairs->error);
+    for (const Pair& pair : pairs->pairs) {
+      result.keys_.push_back(pair.key);
+      if (is_password_key(pair.key)) result.password_ = pair.value;
       if (result.backend_ == Backend::kSqlite && (pair.key == "db" || pair.key == "dbname")) {
         result.sqlite_path_ = pair.value;
       }
@@ -334,6 +363,7 @@ ConnectionUrl ConnectionUrl::parse(std::string_view url) {
     std::string connect = "db=" + (path.find_first_of(" \"") == std::string::npos
                                        ? path
                                        : "\"" + path + "\"");
+    result.keys_.push_back("db");
     static constexpr std::array<std::string_view, 6> kKnown = {
         "timeout", "synchronous", "shared_cache", "readonly", "nocreate", "vfs"};
     for (const auto& [key, value] : query) {
@@ -349,6 +379,7 @@ ConnectionUrl ConnectionUrl::parse(std::string_view url) {
         }
       }
       connect += " " + key + "=" + value;
+      result.keys_.push_back(key);
     }
     result.connect_string_ = std::move(connect);
     return result;
@@ -411,7 +442,8 @@ ConnectionUrl ConnectionUrl::parse(std::string_view url) {
   if (!percent_decode(db_part, &dbname)) bad_url(shown, "malformed %-escape in the database name");
 
   std::string connect;
-  auto add = [&connect](std::string_view key, std::string_view value) {
+  auto add = [&connect, &result](std::string_view key, std::string_view value) {
+    result.keys_.emplace_back(key);
     if (!connect.empty()) connect += ' ';
     connect += key;
     connect += '=';

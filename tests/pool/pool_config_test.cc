@@ -79,8 +79,31 @@ INSTANTIATE_TEST_SUITE_P(
                     [](PoolConfig& c) { c.connect_timeout = milliseconds(0); }},
         InvalidCase{"sqlite_busy_timeout", "got -1 ms",
                     [](PoolConfig& c) { c.sqlite_busy_timeout = milliseconds(-1); }},
+        InvalidCase{"connect_timeout", "got 9223372036854775807 ms",
+                    [](PoolConfig& c) { c.connect_timeout = milliseconds::max(); }},
+        InvalidCase{"sqlite_busy_timeout", "got 2592000000 ms",
+                    [](PoolConfig& c) { c.sqlite_busy_timeout = std::chrono::hours(24 * 30); }},
         InvalidCase{"housekeeping_interval", "got 0 ms",
                     [](PoolConfig& c) { c.housekeeping_interval = milliseconds(0); }}));
+
+TEST(PoolConfigTest, TheLargestTimeoutsAndLimitsMeanNever) {
+  PoolConfig config = valid();
+  config.checkout_timeout = milliseconds::max();
+  config.max_lifetime = milliseconds::max();
+  config.idle_timeout = milliseconds::max();
+  config.validation_interval = milliseconds::max();
+  config.housekeeping_interval = milliseconds::max();
+  EXPECT_NO_THROW(config.validate());
+  config.url = "sqlite:///tmp/poolscope-config-never.db";
+  Pool pool(config);
+  std::uint64_t id = 0;
+  {
+    Lease lease = pool.acquire();
+    id = lease.connection_id();
+  }
+  Lease again = pool.acquire();
+  EXPECT_EQ(again.connection_id(), id) << "an unlimited lifetime recycled the connection";
+}
 
 TEST(PoolConfigTest, PoolRejectsInvalidConfigBeforeConnecting) {
   PoolConfig config = valid();

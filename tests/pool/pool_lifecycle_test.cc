@@ -4,7 +4,11 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -24,6 +28,30 @@ using testing::RecordingObserver;
 using testing::eventually;
 using testing::TestBackend;
 using testing::TestDatabase;
+
+// Holds the first on_close for `reason` until unblock(), so that a test can
+// keep a thread inside the pool at a known point.
+class BlockingCloseObserver : public PoolObserver {
+ public:
+  explicit BlockingCloseObserver(CloseReason reason) : reason_(reason) {}
+  unsigned events() const override { return kCloseEvents; }
+  void on_close(const CloseEvent& e) override {
+    if (e.reason != reason_ || blocked_.exchange(true)) return;
+    entered_.set_value();
+    released_.wait();
+  }
+  // True once a thread is held in on_close (waits up to 5 s).
+  bool wait_entered() { return entered_future_.wait_for(5s) == std::future_status::ready; }
+  void unblock() { release_.set_value(); }
+
+ private:
+  const CloseReason reason_;
+  std::atomic<bool> blocked_{false};
+  std::promise<void> entered_;
+  std::future<void> entered_future_ = entered_.get_future();
+  std::promise<void> release_;
+  std::shared_future<void> released_ = release_.get_future().share();
+};
 
 class PoolLifecycleTest : public ::testing::TestWithParam<TestBackend> {
  protected:
@@ -120,9 +148,83 @@ TEST_P(PoolLifecycleTest, WaitersGetPoolClosedWhenThePoolIsDestroyed) {
   holder.release();
 }
 
+TEST_P(PoolLifecycleTest, ASlowOnCloseAtShutdownDoesNotHoldUpAReturningLease) {
+  auto pool = std::make_unique<Pool>(db_->config(2));
+  auto observer = std::make_shared<BlockingCloseObserver>(CloseReason::kShutdown);
+  pool->add_observer(observer);
+  Lease late = pool->acquire();
+  { Lease idle = pool->acquire_new(); }  // idle at shutdown: the destructor closes it
+  std::thread destroyer([&] { pool.reset(); });
+  EXPECT_TRUE(observer->wait_entered());
+  auto returned = std::async(std::launch::async, [&] { late.release(); });
+  EXPECT_EQ(returned.wait_for(2s), std::future_status::ready)
+      << "release() waited for the destructor's on_close";
+  observer->unblock();
+  destroyer.join();
+  returned.wait();
+}
+
+TEST_P(PoolLifecycleTest, ASlowOnCloseOfALateReturnDoesNotHoldUpAnother) {
+  auto pool = std::make_unique<Pool>(db_->config(2));
+  auto observer = std::make_shared<BlockingCloseObserver>(CloseReason::kShutdown);
+  pool->add_observer(observer);
+  Lease first = pool->acquire();
+  Lease second = pool->acquire_new();
+  pool.reset();  // both leases still out
+  std::thread returner([&] { first.release(); });
+  EXPECT_TRUE(observer->wait_entered());
+  auto returned = std::async(std::launch::async, [&] { second.release(); });
+  EXPECT_EQ(returned.wait_for(2s), std::future_status::ready)
+      << "release() waited for another release's on_close";
+  observer->unblock();
+  returner.join();
+  returned.wait();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PoolLifecycleTest,
                          ::testing::Values(TestBackend::kSqlite, TestBackend::kPostgreSQL),
                          [](const auto& p) { return testing::backend_name(p.param); });
+
+// The waiter a returning connection is handed to finds it fails validation;
+// the pool is destroyed while the waiter replaces it, and the replacement
+// cannot connect. SQLite: removing the database's directory makes it fail.
+TEST(PoolShutdownTest, AReconnectFailingAfterThePoolIsDestroyedThrowsConnectError) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("poolscope_reconnect_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  PoolConfig cfg;
+  cfg.url = "sqlite://" + (dir / "app.db").string();
+  cfg.name = "reconnect";
+  cfg.pool_size = 1;
+  cfg.max_overflow = 0;
+  cfg.checkout_timeout = 10s;
+  cfg.validation_interval = 0ms;
+  cfg.validation_query = "SELECT no_such_column FROM no_such_table";  // every validation fails
+  auto pool = std::make_unique<Pool>(cfg);
+  auto observer = std::make_shared<BlockingCloseObserver>(CloseReason::kValidationFailed);
+  pool->add_observer(observer);
+  Lease holder = pool->acquire();
+  Pool* raw = pool.get();  // the unique_ptr itself is reset below
+  std::promise<std::string> outcome;
+  std::thread waiter([&] {
+    try {
+      Lease lease = raw->acquire();
+      outcome.set_value("got a lease");
+    } catch (const std::exception& e) {
+      outcome.set_value(e.what());
+    }
+  });
+  EXPECT_TRUE(eventually([&] { return pool->stats().pending == 1; }));
+  holder.release();  // handed to the waiter, which closes it and reconnects
+  EXPECT_TRUE(observer->wait_entered());
+  pool.reset();
+  std::filesystem::remove_all(dir);
+  observer->unblock();
+  waiter.join();
+  const std::string message = outcome.get_future().get();
+  EXPECT_NE(message.find("pool 'reconnect' cannot connect to sqlite://"), std::string::npos)
+      << message;
+}
 
 // Validation and broken connections need a server that can drop them.
 class PoolPostgreSQLTest : public ::testing::Test {

@@ -9,6 +9,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -379,6 +380,58 @@ TEST_P(PoolTest, TheThreadCheckoutCounterCountsPhysicalCheckoutsOnly) {
   EXPECT_EQ(checkouts_on_this_thread() - before, 2u);
   std::thread([&] { Lease elsewhere = pool.acquire(); }).join();
   EXPECT_EQ(checkouts_on_this_thread() - before, 2u) << "other threads count for themselves";
+}
+
+TEST_P(PoolTest, ALeaseMovedToAnotherThreadIsNotSharedWithNestedAcquires) {
+  Pool pool(config(2));
+  Lease outer = pool.acquire();
+  const std::uint64_t moved_id = outer.connection_id();
+  std::promise<void> done;
+  std::thread user([lease = std::move(outer), done = done.get_future()]() mutable {
+    done.wait();  // keeps using the connection while the main thread acquires
+    *lease << "SELECT 1";
+  });
+  Lease mine = pool.acquire();
+  EXPECT_FALSE(mine.reused()) << "shares a session another thread is using";
+  EXPECT_NE(mine.connection_id(), moved_id);
+  EXPECT_EQ(pool.stats().active, 2u);
+  done.set_value();
+  user.join();
+}
+
+TEST_P(PoolTest, ALeaseFromTryAcquireIsSharedWithNestedAcquires) {
+  Pool pool(config(1));
+  std::optional<Lease> outer = pool.try_acquire(0ms);
+  ASSERT_TRUE(outer.has_value());
+  Lease inner = pool.acquire();
+  EXPECT_TRUE(inner.reused());
+  EXPECT_EQ(inner.connection_id(), outer->connection_id());
+}
+
+TEST_P(PoolTest, TheLargestTimeoutsWaitForAConnectionInsteadOfOverflowing) {
+  PoolConfig cfg = config(1, 0);
+  cfg.checkout_timeout = std::chrono::milliseconds::max();
+  Pool pool(cfg);
+  Lease holder = pool.acquire();
+  auto outcome = [](auto acquire) {
+    try {
+      return acquire() ? std::string("lease") : std::string("nullopt");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+  };
+  auto tried = std::async(std::launch::async, [&] {
+    return outcome([&] { return pool.try_acquire(std::chrono::milliseconds::max()).has_value(); });
+  });
+  EXPECT_TRUE(eventually([&] { return pool.stats().pending == 1; }));
+  auto acquired = std::async(std::launch::async, [&] {
+    return outcome([&] { return static_cast<bool>(pool.acquire()); });
+  });
+  EXPECT_TRUE(eventually([&] { return pool.stats().pending == 2; }));
+  holder.release();
+  EXPECT_EQ(tried.get(), "lease");
+  EXPECT_EQ(acquired.get(), "lease");
+  EXPECT_EQ(pool.stats().timeouts, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PoolTest,

@@ -92,6 +92,37 @@ TEST(ConnectionUrlTest, RedactsPasswordGivenAsQueryParameter) {
   EXPECT_EQ(url.scrub("failed with s3cret"), "failed with ***");
 }
 
+TEST(ConnectionUrlTest, RedactsPasswordAfterAnyWhitespaceInSociForm) {
+  const ConnectionUrl url = ConnectionUrl::parse("postgresql://host=db\tpassword=hunter2\ndbname=d");
+  EXPECT_EQ(url.redacted(), "postgresql://host=db\tpassword=***\ndbname=d");
+  EXPECT_NE(url.connect_string().find("hunter2"), std::string::npos);
+  EXPECT_EQ(url.scrub("auth failed for hunter2"), "auth failed for ***");
+}
+
+TEST(ConnectionUrlTest, RedactsPasswordKeysInAnyCase) {
+  EXPECT_EQ(ConnectionUrl::parse("sqlite3://db=a.db PassWord=hunter2").redacted(),
+            "sqlite3://db=a.db PassWord=***");
+  EXPECT_EQ(redact_url("postgresql://u@h/d?PASSWORD=hunter2"), "postgresql://u@h/d?PASSWORD=***");
+}
+
+TEST(ConnectionUrlTest, RedactsAPercentEncodedPasswordKeyInTheQuery) {
+  const ConnectionUrl url = ConnectionUrl::parse("postgresql://u@h/d?pass%77ord=hunter2");
+  EXPECT_EQ(url.redacted(), "postgresql://u@h/d?pass%77ord=***");
+  EXPECT_NE(url.connect_string().find("password='hunter2'"), std::string::npos);
+}
+
+TEST(ConnectionUrlTest, KnowsWhichParametersTheUrlSets) {
+  const ConnectionUrl soci = ConnectionUrl::parse("postgresql://host=h\tconnect_timeout=3");
+  EXPECT_TRUE(soci.has_parameter("connect_timeout"));
+  EXPECT_TRUE(soci.has_parameter("host"));
+  EXPECT_FALSE(soci.has_parameter("timeout"));
+  const ConnectionUrl uri = ConnectionUrl::parse("postgresql://u@h/d?application_name=x");
+  EXPECT_TRUE(uri.has_parameter("application_name"));
+  EXPECT_TRUE(uri.has_parameter("user"));
+  EXPECT_FALSE(uri.has_parameter("fallback_application_name"));
+  EXPECT_TRUE(ConnectionUrl::parse("sqlite:///tmp/a.db?timeout=1").has_parameter("timeout"));
+}
+
 struct BadUrlCase {
   const char* url;
   const char* reason;  // a part of the message
@@ -131,6 +162,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadUrlCase{"postgresql://host=h password='s3cret", "no closing quote"},
         BadUrlCase{"postgresql://host=h password=s3cret bogus=1", "'bogus' is not a PostgreSQL"},
         BadUrlCase{"postgresql://host=h password=s3cret dbname", "'dbname' has no value"},
+        BadUrlCase{"postgresql://host=h Password=s3cret", "'Password' is not a PostgreSQL"},
+        BadUrlCase{"postgresql://host=h\tpassword=s3cret bogus=1", "'bogus' is not a PostgreSQL"},
+        BadUrlCase{"postgresql://host=h bogus password=s3cret", "'bogus' has no value"},
+        BadUrlCase{"postgresql://host=h password=\"s3cret", "no closing quote"},
+        BadUrlCase{"postgresql://u@h/d?Password=s3cret", "'Password' is not a PostgreSQL"},
+        BadUrlCase{"postgresql://u@h/d?pass%77ord=s3cret&bogus=1", "'bogus' is not a PostgreSQL"},
         BadUrlCase{"sqlite://", "no database file"}, BadUrlCase{"sqlite:///", "no database file"},
         BadUrlCase{"sqlite3://timeout=5", "no database file"},
         BadUrlCase{"sqlite:///tmp/x.db?bogus=1", "unknown SQLite parameter 'bogus'"},
@@ -144,6 +181,12 @@ TEST(RedactUrlTest, HidesPasswordsEvenInUrlsThatDoNotParse) {
   EXPECT_EQ(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
   EXPECT_EQ(redact_url("postgresql://h:5432/d?application_name=x"),
             "postgresql://h:5432/d?application_name=x");
+  EXPECT_EQ(redact_url("postgresql://host=h\tPASSWORD='s3 cret' x"),
+            "postgresql://host=h\tPASSWORD=*** x");
+  EXPECT_EQ(redact_url("postgresql://host=h oops password=s3cret"),
+            "postgresql://host=h oops password=***");
+  EXPECT_EQ(redact_url("postgresql://u:s3c?ret@h/d?password=s3cret"),
+            "postgresql://u:***@h/d?password=***");
 }
 
 }  // namespace

@@ -8,8 +8,14 @@
 // A Lease is move-only; destroying it (or release()) hands the connection
 // back, rolled back if a transaction was left open. Nested leases taken on
 // the same thread share one connection; it goes back when the last of them is
-// released. A Lease must not be used by two threads at once (nor must a
-// soci::session), and it must be released before its Pool is destroyed.
+// released. Moving a lease ends that sharing: the move may be taking it to
+// another thread, so later nested acquire() calls get a connection of their
+// own. (Move a lease to another thread only when no other lease shares its
+// connection: they would use one session from two threads.)
+//
+// A Lease must not be used by two threads at once (nor must a soci::session).
+// It may outlive its Pool: its connection stays open until it is released,
+// and is closed then (see ~Pool).
 
 #pragma once
 
@@ -23,6 +29,14 @@ namespace poolscope {
 namespace detail {
 class PoolCore;
 struct Slot;
+
+// Only PoolCore can make one: it guards the constructor that makes a lease,
+// which is public so that PoolCore can build a lease in place (inside a
+// std::optional, without a move that would end its sharing).
+class LeaseKey {
+  friend class PoolCore;
+  LeaseKey() = default;
+};
 }  // namespace detail
 
 class Lease {
@@ -30,6 +44,12 @@ class Lease {
   // An empty lease, holding nothing.
   Lease() noexcept = default;
 
+  // A lease on a checked-out slot. For PoolCore only (see LeaseKey).
+  Lease(detail::LeaseKey, detail::PoolCore* core, detail::Slot* slot, soci::session* session,
+        const std::source_location& site, bool reused) noexcept
+      : core_(core), slot_(slot), session_(session), site_(site), reused_(reused) {}
+
+  // Moves end sharing with nested acquires (see above).
   Lease(Lease&& other) noexcept;
   Lease& operator=(Lease&& other) noexcept;
   Lease(const Lease&) = delete;
@@ -65,11 +85,6 @@ class Lease {
   bool reused() const noexcept { return reused_; }
 
  private:
-  friend class detail::PoolCore;
-  Lease(detail::PoolCore* core, detail::Slot* slot, soci::session* session,
-        const std::source_location& site, bool reused) noexcept
-      : core_(core), slot_(slot), session_(session), site_(site), reused_(reused) {}
-
   void release_slow() noexcept;
 
   detail::PoolCore* core_ = nullptr;

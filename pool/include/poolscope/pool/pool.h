@@ -17,7 +17,9 @@
 // Same-thread reuse: while a thread holds a lease, a nested acquire() on the
 // same pool returns a lease on the same connection instead of taking a
 // second one, the way the incident code passed `session=` down by hand. The
-// connection goes back when the last of those leases is released.
+// connection goes back when the last of those leases is released. Moving a
+// lease ends the sharing (it may be going to another thread): nested
+// acquires after the move take a connection of their own.
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race, except destroying the pool while another thread uses it.
@@ -52,10 +54,11 @@ class Pool {
   explicit Pool(PoolConfig config);
 
   // Closes idle connections and reports leases still checked out to the
-  // observers (on_shutdown). Threads waiting in acquire() get PoolClosed.
-  // Leases still out are closed when they come back; the pool's internals
-  // live until then, so a late release is safe, but using the lease's
-  // session after the pool is gone is not recommended.
+  // observers (on_shutdown). Threads waiting in acquire() get PoolClosed,
+  // even one that a connection was just handed to. Leases still out are
+  // closed when they come back; the pool's internals live until then, so a
+  // late release is safe. Until then their sessions still work, but nothing
+  // manages them any more (no max_lifetime, no housekeeping).
   ~Pool();
 
   Pool(const Pool&) = delete;
@@ -63,12 +66,13 @@ class Pool {
 
   // Returns a lease, waiting up to checkout_timeout. On a thread that already
   // holds a lease from this pool, returns a lease on that same connection.
-  // Throws PoolTimeout, ConnectError (opening a new connection failed; the
-  // pool's counts are restored) or PoolClosed.
+  // Throws PoolTimeout, ConnectError (opening or replacing a connection
+  // failed; the pool's counts are restored) or PoolClosed.
   Lease acquire(std::source_location site = std::source_location::current());
 
   // As acquire(), but waits at most timeout and returns nullopt instead of
-  // throwing PoolTimeout. A zero timeout never waits.
+  // throwing PoolTimeout. A zero timeout never waits; milliseconds::max()
+  // waits for as long as it takes.
   std::optional<Lease> try_acquire(std::chrono::milliseconds timeout,
                                    std::source_location site = std::source_location::current());
 

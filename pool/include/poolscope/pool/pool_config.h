@@ -32,6 +32,7 @@ struct PoolConfig {
   std::size_t max_overflow = 20;
 
   // How long acquire() waits for a connection before throwing PoolTimeout.
+  // milliseconds::max(): for as long as it takes.
   std::chrono::milliseconds checkout_timeout{30'000};
 
   // Connections older than this are closed and replaced (when idle, or when
@@ -59,11 +60,13 @@ struct PoolConfig {
 
   ResetOnReturn reset_on_return = ResetOnReturn::kRollback;
 
-  // PostgreSQL: libpq's connect_timeout, unless the URL sets one.
+  // PostgreSQL: libpq's connect_timeout, unless the URL sets one. Rounded up
+  // to whole seconds; at most INT_MAX seconds.
   std::chrono::milliseconds connect_timeout{10'000};
 
   // SQLite files: how long a statement waits on a locked database (the busy
-  // timeout), unless the URL sets timeout=.
+  // timeout), unless the URL sets timeout=. Rounded up to whole seconds; at
+  // most 2147483 s (SQLite takes milliseconds as an int).
   std::chrono::milliseconds sqlite_busy_timeout{5'000};
 
   // How often the housekeeper closes expired and idle connections. It runs

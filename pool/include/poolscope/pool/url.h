@@ -16,6 +16,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace poolscope {
 
@@ -40,6 +41,11 @@ class ConnectionUrl {
   // The URL as given, with the password (if any) replaced by "***".
   const std::string& redacted() const noexcept { return redacted_; }
 
+  // True when the connect string sets the parameter `key` (a libpq keyword,
+  // or a SOCI SQLite option such as "timeout"), matched exactly, as the
+  // backend matches it.
+  bool has_parameter(std::string_view key) const noexcept;
+
   // SQLite only: the database file, or ":memory:".
   const std::string& sqlite_path() const noexcept { return sqlite_path_; }
   bool sqlite_in_memory() const noexcept { return sqlite_path_ == ":memory:"; }
@@ -57,10 +63,13 @@ class ConnectionUrl {
   std::string redacted_;
   std::string sqlite_path_;
   std::string password_;
+  std::vector<std::string> keys_;  // the connect string's parameters
 };
 
 // Best-effort redaction of a string that may not even parse: hides the
-// password of "scheme://user:password@host" and any "password=..." pair.
+// password of "scheme://user:password@host" and the value of any password
+// parameter, its key matched in any case (and percent-decoded in a query).
+// ConnectionUrl::redacted() is this function's result.
 std::string redact_url(std::string_view url);
 
 }  // namespace poolscope
