@@ -1,11 +1,15 @@
 // Families are rebuilt on every Collect() from the components' statistics:
 // nothing is cached between scrapes, so a scrape sees one consistent moment
-// per component and costs what reading those statistics costs.
+// per component and costs what reading those statistics costs. Collect() and
+// json() read the components once into a Snapshot and render it. A
+// component whose statistics throw (a user's stats callback, say) is left
+// out of that scrape; nothing thrown reaches prometheus-cpp or civetweb.
 
 #include "poolscope/exporters/metrics_collector.h"
 
 #include <prometheus/text_serializer.h>
 
+#include <exception>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -14,6 +18,7 @@
 
 #include "collector_state.h"
 #include "pool_metrics.h"
+#include "poolscope/pool/errors.h"
 
 namespace poolscope::exporters {
 namespace {
@@ -50,15 +55,15 @@ class FamilyBuilder {
     m.counter.value = value;
     family(name, help, MetricType::Counter).metric.push_back(std::move(m));
   }
-  void histogram(const std::string& name, const std::string& help, Labels labels,
-                 const detail::AtomicHistogram& h) {
-    const detail::AtomicHistogram::Snapshot snap = h.snapshot();
+  template <class Histogram>  // Snapshot::PoolEntry::Histogram
+  void histogram(const std::string& name, const std::string& help, Labels labels, const Histogram& h) {
+    const detail::AtomicHistogram::Snapshot& snap = h.counts;
     ClientMetric m;
     m.label = std::move(labels);
     m.histogram.sample_count = snap.count;
     m.histogram.sample_sum = snap.sum_seconds;
-    for (std::size_t i = 0; i < h.bounds().size(); ++i) {
-      m.histogram.bucket.push_back({snap.cumulative[i], h.bounds()[i]});
+    for (std::size_t i = 0; i < h.bounds->size(); ++i) {
+      m.histogram.bucket.push_back({snap.cumulative[i], (*h.bounds)[i]});
     }
     m.histogram.bucket.push_back({snap.count, std::numeric_limits<double>::infinity()});
     family(name, help, MetricType::Histogram).metric.push_back(std::move(m));
@@ -77,9 +82,75 @@ Labels with(Labels labels, std::string name, std::string value) {
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
-void add_pool_families(FamilyBuilder& out, const detail::PoolMetrics& pm, std::uint64_t leaks) {
-  const PoolStats s = pm.pool().stats();
-  const Labels pool{{"pool", pm.name()}};
+// The components' statistics at one moment, read under the collector's
+// mutex and rendered after.
+struct Snapshot {
+  struct PoolEntry {
+    PoolStats stats;
+    std::uint64_t leaks = 0;  // from the tracer's table of the pool, if any
+    // Filled for Collect() only.
+    struct Histogram {
+      const std::vector<double>* bounds;  // owned by metrics
+      detail::AtomicHistogram::Snapshot counts;
+    };
+    std::shared_ptr<const detail::PoolMetrics> metrics;  // keeps the bounds alive
+    Histogram acquire, usage, creation;
+  };
+  struct CacheEntry {
+    std::string name;
+    std::string pool;
+    cache::CacheStats stats;
+  };
+  std::vector<PoolEntry> pools;
+  std::vector<tracing::PoolSites> sites;  // one table per pool
+  std::vector<CacheEntry> caches;
+  std::vector<std::string> errors;  // components left out, and why
+};
+
+Snapshot take_snapshot(const detail::CollectorState& state, bool histograms) {
+  Snapshot snap;
+  poolscope::detail::MutexLock lock(state.mu);
+  // Call-site tables first: the pools' leak counts come from them.
+  std::set<std::string> seen;  // a pool traced twice is reported once
+  for (const tracing::Tracer* tracer : state.tracers) {
+    try {
+      for (tracing::PoolSites& t : tracer->pool_sites()) {
+        if (seen.insert(t.pool).second) snap.sites.push_back(std::move(t));
+      }
+    } catch (...) {
+      snap.errors.push_back("call sites: " + exception_text(std::current_exception()));
+    }
+  }
+  for (const auto& pm : state.pools) {
+    try {
+      Snapshot::PoolEntry entry{pm->pool().stats()};
+      for (const tracing::PoolSites& t : snap.sites) {
+        if (t.pool == pm->name()) entry.leaks = t.leaks_reported;
+      }
+      if (histograms) {
+        entry.metrics = pm;
+        entry.acquire = {&pm->acquire().bounds(), pm->acquire().snapshot()};
+        entry.usage = {&pm->usage().bounds(), pm->usage().snapshot()};
+        entry.creation = {&pm->creation().bounds(), pm->creation().snapshot()};
+      }
+      snap.pools.push_back(std::move(entry));
+    } catch (...) {
+      snap.errors.push_back("pool " + pm->name() + ": " + exception_text(std::current_exception()));
+    }
+  }
+  for (const CacheHandle& c : state.caches) {
+    try {
+      snap.caches.push_back({c.name, c.pool, c.stats()});
+    } catch (...) {
+      snap.errors.push_back("cache " + c.name + ": " + exception_text(std::current_exception()));
+    }
+  }
+  return snap;
+}
+
+void add_pool_families(FamilyBuilder& out, const Snapshot::PoolEntry& entry) {
+  const PoolStats& s = entry.stats;
+  const Labels pool{{"pool", s.name}};
   const std::string conn_help =
       "Connections of the pool by state: active (checked out), idle (ready), pending (threads waiting).";
   out.gauge("poolscope_connections", conn_help, with(pool, "state", "active"), static_cast<double>(s.active));
@@ -97,11 +168,11 @@ void add_pool_families(FamilyBuilder& out, const detail::PoolMetrics& pm, std::u
               static_cast<double>(s.timeouts));
   out.histogram("poolscope_connections_acquire_seconds",
                 "Time acquire() took to get a connection from the pool (0 when one was ready).", pool,
-                pm.acquire());
+                entry.acquire);
   out.histogram("poolscope_connections_usage_seconds",
-                "Time a connection was held, from checkout to its return.", pool, pm.usage());
+                "Time a connection was held, from checkout to its return.", pool, entry.usage);
   out.histogram("poolscope_connections_creation_seconds",
-                "Time to open a physical connection; the count is connections opened.", pool, pm.creation());
+                "Time to open a physical connection; the count is connections opened.", pool, entry.creation);
   for (std::size_t r = 0; r < kCloseReasonCount; ++r) {
     out.counter("poolscope_connections_closed_total", "Physical connections closed, by reason.",
                 with(pool, "reason", std::string(to_string(static_cast<CloseReason>(r)))),
@@ -117,7 +188,8 @@ void add_pool_families(FamilyBuilder& out, const detail::PoolMetrics& pm, std::u
   out.counter("poolscope_connection_errors_total", err_help, with(pool, "phase", "checkin"),
               static_cast<double>(s.closed_by(CloseReason::kBroken)));
   out.counter("poolscope_connections_leaked_total",
-              "Leases reported held longer than the tracer's leak_threshold.", pool, static_cast<double>(leaks));
+              "Leases reported held longer than the tracer's leak_threshold.", pool,
+              static_cast<double>(entry.leaks));
   out.counter("poolscope_connections_reuses_total",
               "Nested acquire() calls served by the connection the thread already held.", pool,
               static_cast<double>(s.reuses));
@@ -127,8 +199,11 @@ void add_site_families(FamilyBuilder& out, const tracing::PoolSites& table) {
   const Labels pool{{"pool", table.pool}};
   for (const tracing::SiteStats& site : table.sites) {
     const Labels labels = with(pool, "site", site.name);
-    out.counter("poolscope_site_acquires_total", "Checkouts from the pool, by call site.", labels,
-                static_cast<double>(site.acquires));
+    // checkins, not acquires: a counter must never go down, and a lease
+    // still out would count now and leave the count when it comes back.
+    out.counter("poolscope_site_acquires_total",
+                "Checkouts from the pool, by call site, counted when the lease comes back.", labels,
+                static_cast<double>(site.checkins));
     out.counter("poolscope_site_reuses_total", "Nested acquires sharing the thread's lease, by call site.", labels,
                 static_cast<double>(site.reuses));
     out.counter("poolscope_site_usage_seconds_total", "Seconds connections were held, by call site.", labels,
@@ -142,9 +217,9 @@ void add_site_families(FamilyBuilder& out, const tracing::PoolSites& table) {
             static_cast<double>(table.folded_sites));
 }
 
-void add_cache_families(FamilyBuilder& out, const CacheHandle& handle) {
-  const cache::CacheStats s = handle.stats();
-  const Labels cache{{"cache", handle.name}, {"pool", handle.pool}};
+void add_cache_families(FamilyBuilder& out, const Snapshot::CacheEntry& entry) {
+  const cache::CacheStats& s = entry.stats;
+  const Labels cache{{"cache", entry.name}, {"pool", entry.pool}};
   const std::string req_help = "Cache lookups, by result.";
   out.counter("poolscope_cache_requests_total", req_help, with(cache, "result", "hit"), static_cast<double>(s.hits));
   out.counter("poolscope_cache_requests_total", req_help, with(cache, "result", "miss"),
@@ -240,27 +315,17 @@ void MetricsCollector::remove_cache(std::string_view name) {
 }
 
 std::vector<prometheus::MetricFamily> MetricsCollector::Collect() const {
-  FamilyBuilder out;
-  poolscope::detail::MutexLock lock(state_->mu);
-  // Call-site tables first: the pools' leak counts come from them.
-  std::vector<tracing::PoolSites> tables;
-  std::set<std::string> seen;  // a pool traced twice is reported once
-  for (const tracing::Tracer* tracer : state_->tracers) {
-    for (tracing::PoolSites& t : tracer->pool_sites()) {
-      if (seen.insert(t.pool).second) tables.push_back(std::move(t));
-    }
+  try {
+    const Snapshot snap = take_snapshot(*state_, /*histograms=*/true);
+    FamilyBuilder out;
+    for (const Snapshot::PoolEntry& p : snap.pools) add_pool_families(out, p);
+    for (const tracing::PoolSites& t : snap.sites) add_site_families(out, t);
+    for (const Snapshot::CacheEntry& c : snap.caches) add_cache_families(out, c);
+    out.gauge("poolscope_build_info", "poolscope's version; always 1.", {{"version", POOLSCOPE_VERSION}}, 1);
+    return out.take();
+  } catch (...) {
+    return {};  // out of memory: an empty scrape, not an exception in civetweb
   }
-  for (const auto& pm : state_->pools) {
-    std::uint64_t leaks = 0;
-    for (const tracing::PoolSites& t : tables) {
-      if (t.pool == pm->name()) leaks = t.leaks_reported;
-    }
-    add_pool_families(out, *pm, leaks);
-  }
-  for (const tracing::PoolSites& t : tables) add_site_families(out, t);
-  for (const CacheHandle& c : state_->caches) add_cache_families(out, c);
-  out.gauge("poolscope_build_info", "poolscope's version; always 1.", {{"version", POOLSCOPE_VERSION}}, 1);
-  return out.take();
 }
 
 std::string MetricsCollector::text() const { return prometheus::TextSerializer().Serialize(Collect()); }
@@ -274,13 +339,13 @@ std::string render_text(std::initializer_list<const prometheus::Collectable*> co
 }
 
 std::string MetricsCollector::json() const {
+  const Snapshot snap = take_snapshot(*state_, /*histograms=*/false);
   nlohmann::json out = {{"version", POOLSCOPE_VERSION}};
   nlohmann::json pools = nlohmann::json::array();
   nlohmann::json sites = nlohmann::json::array();
   nlohmann::json caches = nlohmann::json::array();
-  poolscope::detail::MutexLock lock(state_->mu);
-  for (const auto& pm : state_->pools) {
-    const PoolStats s = pm->pool().stats();
+  for (const Snapshot::PoolEntry& p : snap.pools) {
+    const PoolStats& s = p.stats;
     nlohmann::json closed = nlohmann::json::object();
     for (std::size_t r = 0; r < kCloseReasonCount; ++r) {
       closed[std::string(to_string(static_cast<CloseReason>(r)))] = s.closed[r];
@@ -307,29 +372,25 @@ std::string MetricsCollector::json() const {
                      {"rollbacks_on_return", s.rollbacks_on_return},
                      {"closed", std::move(closed)}});
   }
-  std::set<std::string> seen;
-  for (const tracing::Tracer* tracer : state_->tracers) {
-    for (const tracing::PoolSites& t : tracer->pool_sites()) {
-      if (!seen.insert(t.pool).second) continue;
-      nlohmann::json table = nlohmann::json::array();
-      for (const tracing::SiteStats& site : t.sites) {
-        table.push_back({{"site", site.name},
-                         {"acquires", site.acquires},
-                         {"reuses", site.reuses},
-                         {"connections_opened", site.connections_opened},
-                         {"total_hold_s", seconds(site.total_hold)},
-                         {"max_hold_s", seconds(site.max_hold)},
-                         {"timeouts", site.timeouts},
-                         {"leaks", site.leaks}});
-      }
-      sites.push_back({{"pool", t.pool},
-                       {"folded_sites", t.folded_sites},
-                       {"leaks_reported", t.leaks_reported},
-                       {"sites", std::move(table)}});
+  for (const tracing::PoolSites& t : snap.sites) {
+    nlohmann::json table = nlohmann::json::array();
+    for (const tracing::SiteStats& site : t.sites) {
+      table.push_back({{"site", site.name},
+                       {"acquires", site.acquires},
+                       {"reuses", site.reuses},
+                       {"connections_opened", site.connections_opened},
+                       {"total_hold_s", seconds(site.total_hold)},
+                       {"max_hold_s", seconds(site.max_hold)},
+                       {"timeouts", site.timeouts},
+                       {"leaks", site.leaks}});
     }
+    sites.push_back({{"pool", t.pool},
+                     {"folded_sites", t.folded_sites},
+                     {"leaks_reported", t.leaks_reported},
+                     {"sites", std::move(table)}});
   }
-  for (const CacheHandle& c : state_->caches) {
-    const cache::CacheStats s = c.stats();
+  for (const Snapshot::CacheEntry& c : snap.caches) {
+    const cache::CacheStats& s = c.stats;
     caches.push_back({{"name", c.name},
                       {"pool", c.pool},
                       {"hits", s.hits},
@@ -348,30 +409,35 @@ std::string MetricsCollector::json() const {
   out["pools"] = std::move(pools);
   out["sites"] = std::move(sites);
   out["caches"] = std::move(caches);
-  return out.dump(2);
+  if (!snap.errors.empty()) out["errors"] = snap.errors;
+  // Names are the application's; one that is not UTF-8 must not fail the dump.
+  return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-bool MetricsCollector::clear_cache(std::string_view name) {
-  std::function<void()> clear;
-  {
-    poolscope::detail::MutexLock lock(state_->mu);
-    for (const CacheHandle& c : state_->caches) {
-      if (c.name == name) clear = c.clear;
-    }
+namespace {
+
+// The action `member` of the cache named name (empty if none), copied so it
+// runs outside the mutex.
+template <class F>
+F find_action(const detail::CollectorState& state, std::string_view name, F CacheHandle::*member) {
+  poolscope::detail::MutexLock lock(state.mu);
+  for (const CacheHandle& c : state.caches) {
+    if (c.name == name) return c.*member;
   }
+  return {};
+}
+
+}  // namespace
+
+bool MetricsCollector::clear_cache(std::string_view name) {
+  const std::function<void()> clear = find_action(*state_, name, &CacheHandle::clear);
   if (!clear) return false;
   clear();
   return true;
 }
 
 std::optional<std::size_t> MetricsCollector::invalidate_cache(std::string_view name, std::string_view glob) {
-  std::function<std::size_t(std::string_view)> invalidate;
-  {
-    poolscope::detail::MutexLock lock(state_->mu);
-    for (const CacheHandle& c : state_->caches) {
-      if (c.name == name) invalidate = c.invalidate_glob;
-    }
-  }
+  const auto invalidate = find_action(*state_, name, &CacheHandle::invalidate_glob);
   if (!invalidate) return std::nullopt;
   return invalidate(glob);
 }

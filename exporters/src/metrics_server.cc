@@ -2,7 +2,10 @@
 // begin_request hook answers /stats.json and /admin/ itself and hands every
 // other request on to the Exposer's handlers. civetweb hooks carry no user
 // pointer (the context's belongs to CivetServer), so servers are found by
-// the port the request came in on.
+// the port the request came in on: one server per port in a process (a
+// second one, even on another address, is refused), one port per server.
+// Nothing thrown while answering reaches civetweb's C code: the hook turns
+// it into a 500.
 
 #include "poolscope/exporters/metrics_server.h"
 
@@ -23,18 +26,8 @@ namespace poolscope::exporters {
 namespace {
 
 std::mutex g_servers_mu;
-std::map<int, MetricsServer*> g_servers;  // by listening port
-
-int begin_request(mg_connection* conn) {
-  const mg_request_info* info = mg_get_request_info(conn);
-  MetricsServer* server = nullptr;
-  {
-    std::lock_guard lock(g_servers_mu);
-    const auto it = g_servers.find(info->server_port);
-    if (it != g_servers.end()) server = it->second;
-  }
-  return server != nullptr ? server->handle(conn) : 0;
-}
+// By listening port. Null: reserved by a server that is starting.
+std::map<int, MetricsServer*> g_servers;
 
 int reply(mg_connection* conn, int status, const std::string& content_type, const std::string& body,
           const char* extra_header = nullptr) {
@@ -47,7 +40,39 @@ int reply(mg_connection* conn, int status, const std::string& content_type, cons
 }
 
 int reply_json(mg_connection* conn, int status, const nlohmann::json& body, const char* extra = nullptr) {
-  return reply(conn, status, "application/json", body.dump(2) + "\n", extra);
+  // Replies echo names from the URL, which need not be UTF-8.
+  return reply(conn, status, "application/json",
+               body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", extra);
+}
+
+int begin_request(mg_connection* conn) noexcept {
+  try {
+    const mg_request_info* info = mg_get_request_info(conn);
+    MetricsServer* server = nullptr;
+    {
+      std::lock_guard lock(g_servers_mu);
+      const auto it = g_servers.find(info->server_port);
+      if (it != g_servers.end()) server = it->second;
+    }
+    return server != nullptr ? server->handle(conn) : 0;
+  } catch (...) {
+    // Nothing may unwind into civetweb. Static text: allocating may be what failed.
+    static constexpr char kBody[] = "{\"error\": \"internal error\"}\n";
+    mg_printf(conn,
+              "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+              sizeof kBody - 1);
+    mg_write(conn, kBody, sizeof kBody - 1);
+    return 500;
+  }
+}
+
+// The port of a validated listen string.
+int port_of(const std::string& listen) {
+  int port = 0;
+  const std::size_t colon = listen.rfind(':');
+  std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port);
+  return port;
 }
 
 // Equal in time independent of where the strings differ.
@@ -72,10 +97,13 @@ void MetricsServerConfig::validate() const {
   if (colon != std::string::npos) {
     std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port);
   }
+  // One address: civetweb would listen on every one of a list, but requests
+  // are routed by port and the server registers one.
   if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535 ||
-      listen.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-    throw std::invalid_argument("MetricsServerConfig.listen must be host:port, e.g. 127.0.0.1:9464 (got '" +
-                                listen + "')");
+      listen.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+      listen.find_first_of(", \t") != std::string::npos) {
+    throw std::invalid_argument(
+        "MetricsServerConfig.listen must be one host:port, e.g. 127.0.0.1:9464 (got '" + listen + "')");
   }
   if (admin && admin_token.size() < 16) {
     throw std::invalid_argument(
@@ -93,20 +121,42 @@ MetricsServer::MetricsServer(std::shared_ptr<MetricsCollector> collector, Metric
     c.begin_request = begin_request;
     return c;
   }();
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", config_.listen, "num_threads",
-                                 std::to_string(config_.threads)},
-        &callbacks);
-  } catch (const std::exception& e) {
-    throw Error("cannot serve metrics on " + config_.listen +
-                ": the address is in use or cannot be listened on (" + e.what() + ")");
+  const auto in_use = [this](int port) {
+    return Error("cannot serve metrics on " + config_.listen +
+                 ": the address is in use: another MetricsServer in this process serves port " +
+                 std::to_string(port) + " (servers are told apart by port, whatever the address)");
+  };
+  // Reserve a fixed port before listening; a chosen one (port 0) is
+  // checked once known.
+  const int wanted = port_of(config_.listen);
+  if (wanted != 0) {
+    std::lock_guard lock(g_servers_mu);
+    if (!g_servers.emplace(wanted, nullptr).second) throw in_use(wanted);
   }
-  exposer_->RegisterCollectable(collector_);
-  const std::vector<int> ports = exposer_->GetListeningPorts();
-  port_ = ports.empty() ? 0 : ports.front();
-  std::lock_guard lock(g_servers_mu);
-  g_servers[port_] = this;
+  try {
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(
+          std::vector<std::string>{"listening_ports", config_.listen, "num_threads",
+                                   std::to_string(config_.threads)},
+          &callbacks);
+    } catch (const std::exception& e) {
+      throw Error("cannot serve metrics on " + config_.listen +
+                  ": the address is in use or cannot be listened on (" + e.what() + ")");
+    }
+    exposer_->RegisterCollectable(collector_);
+    const std::vector<int> ports = exposer_->GetListeningPorts();
+    port_ = ports.empty() ? wanted : ports.front();
+    std::lock_guard lock(g_servers_mu);
+    if (wanted == 0 && g_servers.contains(port_)) throw in_use(port_);
+    g_servers[port_] = this;
+  } catch (...) {
+    exposer_.reset();
+    if (wanted != 0) {
+      std::lock_guard lock(g_servers_mu);
+      g_servers.erase(wanted);
+    }
+    throw;
+  }
 }
 
 MetricsServer::~MetricsServer() {

@@ -31,6 +31,12 @@ class PoolMetrics final : public PoolObserver {
   const AtomicHistogram& usage() const noexcept { return usage_; }
   const AtomicHistogram& creation() const noexcept { return creation_; }
 
+  // Only what fills the histograms, and shutdown: the pool skips this
+  // observer for every other event.
+  unsigned events() const override {
+    return kConnectEvents | kCheckoutEvents | kCheckinEvents | kShutdownEvents;
+  }
+
   void on_connect(const ConnectEvent& e) override { creation_.observe(e.duration); }
   void on_checkout(const CheckoutEvent& e) override { acquire_.observe(e.wait); }
   void on_checkin(const CheckinEvent& e) override { usage_.observe(e.held); }

@@ -4,9 +4,13 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <stdexcept>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "capturing_sink.h"
@@ -42,6 +46,90 @@ class MetricsCollectorTest : public ::testing::Test {
   std::shared_ptr<spdlog::logger> logger_;
   std::shared_ptr<poolscope::testing::CapturingSink> sink_;
 };
+
+TEST_F(MetricsCollectorTest, ASiteCountsACheckoutWhenItsLeaseComesBack) {
+  Pool pool(config("returned"));
+  tracing::Tracer tracer(pool, tracer_config());
+  MetricsCollector metrics;
+  metrics.add_pool(pool);
+  metrics.add_tracer(tracer);
+  const std::source_location site = std::source_location::current();
+  const std::string series = "poolscope_site_acquires_total{pool=\"returned\",site=\"" + format_site(site) + "\"}";
+  { Lease lease = pool.acquire(site); }
+  Lease held = pool.acquire(site);
+  EXPECT_EQ(parse_samples(metrics.text()).at(series), 1) << "the lease still out is not counted yet";
+  held.release();
+  EXPECT_EQ(parse_samples(metrics.text()).at(series), 2);
+  // The JSON is for people: there a lease out counts at once, as in PoolStats.
+  Lease again = pool.acquire(site);
+  const nlohmann::json j = nlohmann::json::parse(metrics.json());
+  EXPECT_EQ(j["sites"][0]["sites"][0]["acquires"], 3);
+  EXPECT_EQ(j["pools"][0]["acquires"], 3);
+}
+
+TEST_F(MetricsCollectorTest, CountersNeverGoDownWhileLeasesComeAndGo) {
+  Pool pool(config("busy", 2, 2));
+  tracing::Tracer tracer(pool, tracer_config());
+  MetricsCollector metrics;
+  metrics.add_pool(pool);
+  metrics.add_tracer(tracer);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        Lease lease = pool.acquire();
+        Lease nested = pool.acquire();
+      }
+    });
+  }
+  std::map<std::string, double> last;
+  std::vector<std::string> decreases;
+  for (int scrape = 0; scrape < 300 && decreases.empty(); ++scrape) {
+    for (const auto& [series, value] : parse_samples(metrics.text())) {
+      const std::string name = series.substr(0, series.find('{'));
+      const bool counter = name.ends_with("_total") || name.ends_with("_count") || name.ends_with("_sum");
+      if (!counter) continue;
+      if (auto it = last.find(series); it != last.end() && value < it->second) {
+        decreases.push_back(series + ": " + std::to_string(it->second) + " -> " + std::to_string(value));
+      }
+      last[series] = value;
+    }
+  }
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  EXPECT_TRUE(decreases.empty()) << ::testing::PrintToString(decreases);
+  EXPECT_GT(last.at("poolscope_connections_usage_seconds_count{pool=\"busy\"}"), 0) << "the threads did work";
+}
+
+TEST_F(MetricsCollectorTest, ACacheWhoseStatsThrowIsLeftOutOfTheScrape) {
+  Pool pool(config("steady"));
+  MetricsCollector metrics;
+  metrics.add_pool(pool);
+  metrics.add_cache(CacheHandle{.name = "broken", .stats = []() -> cache::CacheStats {
+                                  throw std::runtime_error("stats unavailable");
+                                }});
+  metrics.add_cache(CacheHandle{.name = "thrower", .stats = []() -> cache::CacheStats { throw 42; }});
+  std::vector<prometheus::MetricFamily> families;
+  ASSERT_NO_THROW(families = metrics.Collect());
+  const auto s = parse_samples(metrics.text());
+  EXPECT_EQ(s.at("poolscope_connections_max{pool=\"steady\"}"), 3) << "the other components are there";
+  for (const auto& [series, value] : s) EXPECT_EQ(series.find("cache=\"broken\""), std::string::npos) << series;
+  nlohmann::json j;
+  ASSERT_NO_THROW(j = nlohmann::json::parse(metrics.json()));
+  EXPECT_EQ(j["pools"][0]["name"], "steady");
+  EXPECT_EQ(j["caches"].size(), 0u);
+  EXPECT_EQ(j["errors"], nlohmann::json::array({"cache broken: stats unavailable", "cache thrower: unknown exception"}));
+}
+
+TEST_F(MetricsCollectorTest, TheJsonCarriesNamesThatAreNotUtf8) {
+  MetricsCollector metrics;
+  metrics.add_cache(CacheHandle{.name = "bad\xff-name", .stats = [] { return cache::CacheStats{}; }});
+  std::string text;
+  ASSERT_NO_THROW(text = metrics.json());
+  const nlohmann::json j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["caches"][0]["name"], "bad\xEF\xBF\xBD-name") << "replaced by U+FFFD";
+}
 
 TEST_F(MetricsCollectorTest, EverySeriesExistsFromTheStartAtZero) {
   Pool pool(config("fresh"));

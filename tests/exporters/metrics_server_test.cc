@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
 
 #include "http_client.h"
 #include "poolscope/pool/errors.h"
@@ -67,8 +69,41 @@ TEST_F(MetricsServerTest, APortInUseIsAClearError) {
   EXPECT_EQ(http_request(first.port(), "GET", "/metrics").status, 200) << "the first one still serves";
 }
 
+TEST_F(MetricsServerTest, ASecondServerOnTheSamePortIsRefusedEvenOnAnotherAddress) {
+  std::optional<MetricsServer> first;
+  first.emplace(metrics_, MetricsServerConfig{.listen = "127.0.0.1:0"});
+  const int port = first->port();
+  const std::string listen = "127.0.0.2:" + std::to_string(port);
+  try {
+    MetricsServer second(metrics_, {.listen = listen, .admin = true, .admin_token = kToken});
+    FAIL() << "a second server on port " << port;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot serve metrics on " + listen + ": the address is in use"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("another MetricsServer in this process serves port " + std::to_string(port)),
+              std::string::npos)
+        << e.what();
+  }
+  // The first answers as itself: no admin endpoints, whatever the other asked for.
+  EXPECT_EQ(http_request(port, "GET", "/admin/caches", {std::string("Authorization: Bearer ") + kToken}).status, 404);
+  EXPECT_EQ(http_request(port, "GET", "/stats.json").status, 200);
+  // Once the first is gone, its port may be served again.
+  first.reset();
+  first.emplace(metrics_, MetricsServerConfig{.listen = listen});
+  EXPECT_EQ(first->port(), port);
+  EXPECT_EQ(http_request(port, "GET", "/metrics").status, 0) << "127.0.0.1 is not listened on now";
+}
+
 TEST_F(MetricsServerTest, BadConfigurationNamesTheField) {
   EXPECT_THROW(MetricsServer(metrics_, {.listen = "localhost"}), std::invalid_argument);
+  try {
+    MetricsServer server(metrics_, {.listen = "127.0.0.1:0,127.0.0.1:0"});
+    FAIL() << "a list of addresses";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("MetricsServerConfig.listen must be one host:port"), std::string::npos)
+        << e.what();
+  }
   EXPECT_THROW(MetricsServer(metrics_, {.listen = "127.0.0.1:99999"}), std::invalid_argument);
   try {
     MetricsServer server(metrics_, {.listen = "127.0.0.1:0", .admin = true, .admin_token = "short"});
@@ -116,6 +151,31 @@ TEST_F(MetricsServerTest, AdminWithTheTokenInvalidatesAndClears) {
   EXPECT_EQ(configs_.stats().entries, 0u);
   EXPECT_EQ(http_request(server.port(), "POST", "/admin/caches/unknown/clear", auth).status, 404);
   EXPECT_EQ(http_request(server.port(), "POST", "/admin/caches/configs/invalidate", auth).status, 400);
+}
+
+TEST_F(MetricsServerTest, ACacheNameThatIsNotUtf8IsAnsweredNotThrown) {
+  MetricsServer server(metrics_, admin_config());
+  const std::vector<std::string> auth = {std::string("Authorization: Bearer ") + kToken};
+  const auto response = http_request(server.port(), "POST", "/admin/caches/%FF%FE/clear", auth);
+  EXPECT_EQ(response.status, 404) << response.error;
+  EXPECT_NO_THROW(nlohmann::json::parse(response.body)) << response.body;
+  EXPECT_EQ(http_request(server.port(), "GET", "/metrics").status, 200) << "and the server still serves";
+}
+
+TEST_F(MetricsServerTest, AFailingComponentIsA500OrLeftOutNeverACrash) {
+  metrics_->add_cache(CacheHandle{.name = "fragile",
+                                  .stats = []() -> cache::CacheStats { throw std::runtime_error("stats down"); },
+                                  .clear = [] { throw std::runtime_error("clear failed"); }});
+  MetricsServer server(metrics_, admin_config());
+  const std::vector<std::string> auth = {std::string("Authorization: Bearer ") + kToken};
+  EXPECT_EQ(http_request(server.port(), "POST", "/admin/caches/fragile/clear", auth).status, 500);
+  const auto metrics = http_request(server.port(), "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("poolscope_connections_max{pool=\"served\"}"), std::string::npos);
+  EXPECT_EQ(metrics.body.find("cache=\"fragile\""), std::string::npos);
+  const auto stats = http_request(server.port(), "GET", "/stats.json");
+  ASSERT_EQ(stats.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(stats.body)["errors"], nlohmann::json::array({"cache fragile: stats down"}));
 }
 
 }  // namespace

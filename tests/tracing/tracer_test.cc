@@ -6,8 +6,12 @@
 #include <soci/soci.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <numeric>
+#include <optional>
 #include <regex>
 #include <thread>
 #include <vector>
@@ -27,11 +31,13 @@ using poolscope::testing::eventually;
 using poolscope::testing::TestBackend;
 using poolscope::testing::TestDatabase;
 
-const SiteStats* find_site(const std::vector<SiteStats>& sites, const std::string& name) {
+// A copy: sites() returns a temporary. value() of a missing site throws,
+// which fails the test instead of crashing it.
+std::optional<SiteStats> find_site(const std::vector<SiteStats>& sites, const std::string& name) {
   for (const SiteStats& s : sites) {
-    if (s.name == name) return &s;
+    if (s.name == name) return s;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 class TracerTest : public ::testing::TestWithParam<TestBackend> {
@@ -115,7 +121,7 @@ TEST_P(TracerTest, LeakIsReportedOnceAndItsReturnIsLogged) {
       << reports[0];
   EXPECT_NE(reports[0].find("by " + site + " on thread "), std::string::npos) << reports[0];
   EXPECT_NE(reports[0].find("past leak_threshold 100.0 ms"), std::string::npos) << reports[0];
-  EXPECT_EQ(find_site(tracer.sites(), site)->leaks, 1u);
+  EXPECT_EQ(find_site(tracer.sites(), site).value().leaks, 1u);
   EXPECT_EQ(tracer.stats().leaks_reported, 1u);
   EXPECT_EQ(tracer.stats().leaks_returned, 0u);
 
@@ -160,8 +166,7 @@ TEST_P(TracerTest, TimeoutIsLoggedAndCountedForItsSite) {
   const auto lines = sink_->matching("Checkout timed out");
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("[Called from: " + site + "]"), std::string::npos) << lines[0];
-  ASSERT_NE(find_site(tracer.sites(), site), nullptr);
-  EXPECT_EQ(find_site(tracer.sites(), site)->timeouts, 1u);
+  EXPECT_EQ(find_site(tracer.sites(), site).value().timeouts, 1u);
 }
 
 TEST_P(TracerTest, PerSiteCountsAddUpToThePoolsTotals) {
@@ -217,6 +222,168 @@ class TracerSqliteTest : public ::testing::Test {
 };
 
 Lease acquire_at(Pool& pool, std::source_location site) { return pool.acquire(site); }
+
+// Two threads meeting: one holds at a point until the other says go on.
+// The waits give up after a long guard so that a regression fails instead
+// of hanging; the tests assert on the order of events, not on time.
+class Rendezvous {
+ public:
+  // The held thread: says it arrived, then waits for go(). False if go()
+  // never came.
+  bool arrive_and_wait() {
+    std::unique_lock lock(mu_);
+    arrived_ = true;
+    cv_.notify_all();
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return went_; });
+  }
+  // The other thread: waits until the held one arrived.
+  bool wait_arrived() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return arrived_; });
+  }
+  void go() {
+    std::lock_guard lock(mu_);
+    went_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool arrived_ = false;
+  bool went_ = false;
+};
+
+TEST_F(TracerSqliteTest, ALeaseReturnedWhileItsLeakIsReportedIsStillLoggedAsReturned) {
+  Pool pool(db_.config(2));
+  auto [logger, sink] = CapturingSink::logger("tracer-hook");
+  Rendezvous reporting;
+  std::atomic<bool> once{false};
+  sink->set_hook([&](const std::string& line) {
+    if (line.find("Possible session leak") != std::string::npos && !once.exchange(true)) {
+      reporting.arrive_and_wait();
+    }
+  });
+  TracerConfig tc;
+  tc.logger = logger;
+  tc.leak_threshold = 50ms;
+  Tracer tracer(pool, tc);
+  Lease leaked = pool.acquire();
+  ASSERT_TRUE(reporting.wait_arrived());
+  leaked.release();  // back while the tracer thread is writing the report
+  reporting.go();
+
+  ASSERT_TRUE(eventually([&] { return tracer.stats().leaks_returned == 1; }))
+      << ::testing::PrintToString(sink->lines());
+  const std::vector<std::string> lines = sink->lines();
+  const auto leak = std::find_if(lines.begin(), lines.end(),
+                                 [](const std::string& l) { return l.find("Possible session leak") != std::string::npos; });
+  const auto back = std::find_if(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("Previously reported leaked lease was returned") != std::string::npos;
+  });
+  ASSERT_NE(leak, lines.end());
+  ASSERT_NE(back, lines.end());
+  EXPECT_LT(leak, back) << "the return is logged after the report";
+  EXPECT_EQ(sink->matching("Previously reported leaked lease was returned").size(), 1u);
+  EXPECT_EQ(tracer.stats().leaks_reported, 1u);
+}
+
+TEST_F(TracerSqliteTest, ACheckinDoesNotWaitForALeakReportBeingWritten) {
+  Pool pool(db_.config(3));
+  auto [logger, sink] = CapturingSink::logger("tracer-hook");
+  Rendezvous reporting;
+  std::atomic<std::uint64_t> hold_report_of{0};
+  sink->set_hook([&](const std::string& line) {
+    const std::uint64_t id = hold_report_of.load();
+    if (id != 0 && line.find(": Possible session leak: connection " + std::to_string(id) + " ") !=
+                       std::string::npos) {
+      hold_report_of.store(0);
+      reporting.arrive_and_wait();
+    }
+  });
+  TracerConfig tc;
+  tc.logger = logger;
+  tc.leak_threshold = 50ms;
+  Tracer tracer(pool, tc);
+  Lease leaked_for_good = pool.acquire();
+  ASSERT_TRUE(eventually([&] { return tracer.stats().leaks_reported == 1; }));
+  // A second leak, whose report the tracer thread is held in the middle of.
+  std::optional<Lease> second;
+  second.emplace(pool.acquire_new());  // not the nested reuse of the first
+  hold_report_of.store(second->connection_id());
+  ASSERT_TRUE(reporting.wait_arrived()) << ::testing::PrintToString(sink->lines());
+  // Meanwhile other leases come and go without waiting for the report.
+  std::atomic<bool> checked_in{false};
+  std::thread other([&] {
+    { Lease lease = pool.acquire(); }
+    checked_in = true;
+    reporting.go();
+  });
+  const bool went_on = eventually([&] { return checked_in.load(); }, 20s);
+  reporting.go();
+  other.join();
+  EXPECT_TRUE(went_on) << "a checkin waited for the tracer thread's leak report";
+  second.reset();
+  EXPECT_TRUE(eventually([&] { return tracer.stats().leaks_returned == 1; }));
+  EXPECT_EQ(tracer.stats().leaks_reported, 2u);
+}
+
+// The "over the last N s" of a churn warning.
+double churn_span_seconds(const std::string& warning) {
+  std::smatch m;
+  if (!std::regex_search(warning, m, std::regex("over the last ([0-9.]+) s"))) return -1;
+  return std::stod(m[1]);
+}
+
+TEST_F(TracerSqliteTest, ChurnTurnedOnLaterIsJudgedOverItsWindow) {
+  Pool pool(db_.config(2));
+  TracerConfig tc;
+  tc.logger = logger_;
+  tc.churn_threshold = 0;  // off at start
+  tc.churn_window = 100ms;
+  tc.leak_threshold = 0ms;
+  Tracer tracer(pool, tc);
+  tracer.set_churn_threshold(200);
+  const std::source_location loop = std::source_location::current();
+  ASSERT_TRUE(eventually([&] {
+    for (int i = 0; i < 20; ++i) {
+      Lease lease = acquire_at(pool, loop);
+      std::this_thread::sleep_for(200us);
+    }
+    return !sink_->matching("Session churn at ").empty();
+  }));
+  const std::string warning = sink_->matching("Session churn at ").front();
+  // Sampled ten times per window, the rate is over about one window (not
+  // over the one-second period of a tracer started with churn off).
+  const double span = churn_span_seconds(warning);
+  EXPECT_GE(span, 0) << warning;
+  EXPECT_LT(span, 0.5) << warning;
+}
+
+TEST_F(TracerSqliteTest, APoolAttachedAfterAnotherStartsItsChurnHistoryAfresh) {
+  TracerConfig tc;
+  tc.logger = logger_;
+  tc.churn_threshold = 1e7;  // no loop here comes near it
+  tc.churn_window = 100ms;
+  Tracer tracer(tc);
+  const std::source_location site = std::source_location::current();
+  std::optional<Pool> pool;
+  // Pools come and go in the same storage: a new tracer-side record may
+  // land where the last one was.
+  for (int round = 0; round < 5; ++round) {
+    pool.emplace(db_.config(1));
+    tracer.attach(*pool);
+    for (int i = 0; i < (round % 2 == 0 ? 400 : 1); ++i) acquire_at(*pool, site);
+    std::this_thread::sleep_for(60ms);  // let the tracer sample this pool
+    pool.reset();
+  }
+  pool.emplace(db_.config(1));
+  tracer.attach(*pool);
+  acquire_at(*pool, site);
+  std::this_thread::sleep_for(300ms);  // a few windows of samples
+  EXPECT_TRUE(sink_->matching("Session churn at ").empty()) << ::testing::PrintToString(sink_->lines());
+  EXPECT_EQ(tracer.stats().churn_warnings, 0u);
+}
 
 TEST_F(TracerSqliteTest, ChurnWarningFiresForALoopSiteAndNotForAQuietOne) {
   Pool pool(db_.config(2));
@@ -371,10 +538,33 @@ TEST_F(TracerSqliteTest, ALeaseStillOutCountsAsAnAcquireOfItsSite) {
     return std::uint64_t{0};
   };
   EXPECT_EQ(acquires(), 1u) << "counted while out";
+  EXPECT_EQ(find_site(tracer.sites(), format_site(site)).value().checkins, 0u) << "not back yet";
   held.release();
   EXPECT_EQ(acquires(), 1u) << "and not twice once back";
   acquire_at(pool, site);
   EXPECT_EQ(acquires(), 2u);
+}
+
+TEST_F(TracerSqliteTest, CountsOfThreadsThatExitedAreKept) {
+  Pool pool(db_.config(2));
+  TracerConfig tc;
+  tc.logger = logger_;
+  Tracer tracer(pool, tc);
+  const std::source_location site = std::source_location::current();
+  for (int round = 0; round < 3; ++round) {  // later threads take over the tables of earlier ones
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 10; ++i) acquire_at(pool, site);
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  const std::optional<SiteStats> s = find_site(tracer.sites(), format_site(site));
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->acquires, 120u);
+  EXPECT_EQ(s->checkins, 120u);
+  EXPECT_EQ(pool.stats().acquires, 120u);
 }
 
 TEST_F(TracerSqliteTest, ATracerCanGoBeforeItsPool) {

@@ -1,6 +1,15 @@
 // PoolTracer: the PoolObserver a Tracer registers with each pool. It turns
-// pool events into site statistics and log lines, and keeps each slot's
-// captured stack for leak reports.
+// pool events into site statistics and log lines, keeps each slot's captured
+// stack for leak reports, and tracks which leases it reported as leaked.
+//
+// Leak bookkeeping is per slot, so a checkin looks at its own slot only: one
+// relaxed load, no lock, whatever other leases are leaked. `reported_[slot]`
+// holds the checkout reported as leaked (0: none). Whoever moves it from that
+// checkout to 0 logs the return, exactly once: the checkin when it sees its
+// own checkout there, else the next scan when the lease is no longer out.
+// While the scan logs the report, the value carries kPending, so a checkin in
+// that moment leaves the return to the next scan and "returned" never comes
+// before "leak".
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race.
@@ -8,9 +17,13 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
+#include "poolscope/pool/mutex.h"
 #include "poolscope/pool/observer.h"
 #include "poolscope/pool/pool.h"
 #include "poolscope/tracing/stack_trace.h"
@@ -30,13 +43,15 @@ class PoolTracer final : public PoolObserver {
   // This pool's call sites.
   SiteRegistry& registry() const noexcept { return *registry_; }
 
-  // Leases of this pool reported as leaked so far.
-  std::uint64_t leaks_reported() const noexcept { return leaks_.load(std::memory_order_relaxed); }
-  void count_leak() noexcept { leaks_.fetch_add(1, std::memory_order_relaxed); }
-
   // The stack captured at checkout `checkout` of `slot`; empty when stacks
   // are off or the slot has been checked out again since.
   StackTrace stack(std::uint32_t slot, std::uint64_t checkout) const;
+
+  // One round of leak detection over leases, the pool's active_leases():
+  // reports those held past threshold once, and logs the return of reported
+  // ones that are no longer out (unless their checkin did). Never throws.
+  // Builds and logs its lines without any lock a checkin takes.
+  void scan_leaks(std::span<const LeaseInfo> leases, std::chrono::nanoseconds threshold) noexcept;
 
   // Everything but checkouts, which only stack capture needs: a site's
   // acquires are counted when its lease comes back (see TracerState::pool_sites).
@@ -53,9 +68,20 @@ class PoolTracer final : public PoolObserver {
 
  private:
   struct SlotStack;
+  // What the scan remembers of a lease it reported, per slot.
+  struct Reported {
+    std::uint64_t checkout = 0;  // 0: none
+    std::source_location site;
+    std::chrono::nanoseconds held{0};  // when last seen out
+  };
+  static constexpr std::uint64_t kPending = 1ull << 63;
 
-  // "[Called from: site <- caller <- ...]" for a connect at site.
-  std::string called_from(const std::source_location* site) const;
+  // "[Called from: site <- caller <- ...]" for a connect at site, with the
+  // callers from trace (when stacks are captured).
+  std::string called_from(const std::source_location* site, const StackTrace& trace) const;
+  void publish_stack(std::uint32_t slot, std::uint64_t checkout, const StackTrace& trace) noexcept;
+  [[gnu::noinline, gnu::cold]] void lease_returned(const CheckinEvent& e) noexcept;
+  std::string leak_text(const LeaseInfo& lease, std::chrono::nanoseconds threshold) const;
 
   // Constant after construction.
   const std::shared_ptr<TracerState> state_;
@@ -64,8 +90,13 @@ class PoolTracer final : public PoolObserver {
   const std::size_t slots_;
   const std::unique_ptr<SlotStack[]> stacks_;  // null unless capture_stacks
   const std::shared_ptr<SiteRegistry> registry_;
+  // Per slot: the checkout reported as leaked (| kPending while the report
+  // is being logged), 0 for none. Written by the scan, read by checkins.
+  const std::unique_ptr<std::atomic<std::uint64_t>[]> reported_;
 
-  std::atomic<std::uint64_t> leaks_{0};
+  // State below is protected by scan_mu_ (taken by the scan only).
+  poolscope::detail::Mutex scan_mu_;
+  std::vector<Reported> scanned_ POOLSCOPE_GUARDED_BY(scan_mu_);  // per slot
 };
 
 }  // namespace poolscope::tracing::detail

@@ -13,7 +13,7 @@ std::atomic<std::uint64_t> g_next_registry_id{1};
 struct Binding {
   std::uint64_t registry;
   std::weak_ptr<SiteRegistry> owner;
-  SiteCounters* table;
+  CounterTable* table;
 };
 struct ThreadBindings {
   std::vector<Binding> bindings;
@@ -37,6 +37,30 @@ ThreadBindings::~ThreadBindings() {
 
 constinit thread_local SiteCacheEntry t_site_cache[kSiteCacheSize] = {};
 
+void merge(SiteStats& into, const SiteStats& from) noexcept {
+  into.acquires += from.acquires;
+  into.checkins += from.checkins;
+  into.reuses += from.reuses;
+  into.connections_opened += from.connections_opened;
+  into.timeouts += from.timeouts;
+  into.leaks += from.leaks;
+  into.total_hold += from.total_hold;
+  into.max_hold = std::max(into.max_hold, from.max_hold);
+}
+
+SiteCounters& CounterTable::at(std::size_t index) {
+  const std::size_t chunk = index / SiteRegistry::kChunk;
+  if (chunks.size() <= chunk) chunks.resize(chunk + 1);
+  if (chunks[chunk] == nullptr) chunks[chunk].reset(new SiteCounters[SiteRegistry::kChunk]);
+  return chunks[chunk][index % SiteRegistry::kChunk];
+}
+
+const SiteCounters* CounterTable::find(std::size_t index) const noexcept {
+  const std::size_t chunk = index / SiteRegistry::kChunk;
+  if (chunk >= chunks.size() || chunks[chunk] == nullptr) return nullptr;
+  return &chunks[chunk][index % SiteRegistry::kChunk];
+}
+
 struct SiteRegistry::Site {
   // Written once under mu_.
   std::string name;
@@ -57,22 +81,44 @@ std::size_t SiteRegistry::KeyHash::operator()(const Key& k) const noexcept {
 SiteRegistry::SiteRegistry(std::size_t max_sites)
     : id_(g_next_registry_id.fetch_add(1, std::memory_order_relaxed)),
       max_sites_(max_sites),
-      sites_(new Site[max_sites + 1]) {
+      chunks_(max_sites / kChunk + 1),
+      site_chunks_(new std::atomic<Site*>[chunks_]) {
   MutexLock lock(mu_);
-  sites_[max_sites_].name = "other";
-  retired_.reset(new SiteCounters[max_sites_ + 1]);
+  for (std::size_t i = 0; i < chunks_; ++i) site_chunks_[i].store(nullptr, std::memory_order_relaxed);
+  site_locked(static_cast<std::uint32_t>(max_sites_)).name = "other";
+  retired_ = std::make_unique<CounterTable>();
 }
 
 SiteRegistry::~SiteRegistry() = default;
+
+SiteRegistry::Site& SiteRegistry::site(std::uint32_t index) const noexcept {
+  // The chunk was published (under mu_) before index was handed out, and
+  // handing it out went through mu_: acquire is more than enough.
+  return site_chunks_[index / kChunk].load(std::memory_order_acquire)[index % kChunk];
+}
+
+SiteRegistry::Site& SiteRegistry::site_locked(std::uint32_t index) {
+  std::atomic<Site*>& chunk = site_chunks_[index / kChunk];
+  if (chunk.load(std::memory_order_relaxed) == nullptr) {
+    site_storage_.emplace_back(new Site[kChunk]);
+    chunk.store(site_storage_.back().get(), std::memory_order_release);
+  }
+  return chunk.load(std::memory_order_relaxed)[index % kChunk];
+}
 
 SiteRegistry::Entry SiteRegistry::lookup_slow(const std::source_location& site) {
   MutexLock lock(mu_);
   const std::uint32_t index = intern_locked(site);
   if (t_bindings_gone) return {index, &t_discard[0]};
-  SiteCounters* counters = &thread_table_locked()[index];
+  SiteCounters* counters = &thread_table_locked()->at(index);
   const SiteKey key = key_of(site);
   t_site_cache[site_cache_slot(key)] = SiteCacheEntry{id_, key, index, counters};
   return {index, counters};
+}
+
+std::uint32_t SiteRegistry::index_of(const std::source_location& site) {
+  MutexLock lock(mu_);
+  return intern_locked(site);
 }
 
 std::uint32_t SiteRegistry::intern_locked(const std::source_location& site) {
@@ -83,12 +129,12 @@ std::uint32_t SiteRegistry::intern_locked(const std::source_location& site) {
   if (auto it = by_name_.find(name); it != by_name_.end()) {
     index = it->second;  // the same site through other string addresses
   } else if (named_ < max_sites_) {
-    index = named_++;
-    Site& s = sites_[index];
+    Site& s = site_locked(named_);
     s.file = site.file_name();
     s.function = site.function_name();
     s.line = site.line();
     s.name = name;
+    index = named_++;
     by_name_.emplace(std::move(name), index);
   } else {
     folded_.insert(std::move(name));
@@ -97,105 +143,111 @@ std::uint32_t SiteRegistry::intern_locked(const std::source_location& site) {
   return index;
 }
 
-SiteCounters* SiteRegistry::thread_table_locked() {
+CounterTable* SiteRegistry::thread_table_locked() {
   for (const Binding& b : t_bindings.bindings) {
     if (b.registry == id_) return b.table;
   }
-  SiteCounters* table = nullptr;
+  CounterTable* table = nullptr;
   if (!free_tables_.empty()) {
     table = free_tables_.back();
     free_tables_.pop_back();
   } else {
-    tables_.emplace_back(new SiteCounters[max_sites_ + 1]);
+    tables_.push_back(std::make_unique<CounterTable>());
     table = tables_.back().get();
   }
   t_bindings.bindings.push_back(Binding{id_, weak_from_this(), table});
   return table;
 }
 
-void SiteRegistry::retire(SiteCounters* table) noexcept {
+void SiteRegistry::retire(CounterTable* table) noexcept {
   MutexLock lock(mu_);
-  for (std::size_t i = 0; i <= max_sites_; ++i) {
-    SiteCounters& from = table[i];
-    SiteCounters& to = retired_[i];
-    bump(to.acquires, from.acquires.load(std::memory_order_relaxed));
-    bump(to.reuses, from.reuses.load(std::memory_order_relaxed));
-    bump(to.hold_ns, from.hold_ns.load(std::memory_order_relaxed));
-    raise_max(to.max_hold_ns, from.max_hold_ns.load(std::memory_order_relaxed));
-    from.acquires.store(0, std::memory_order_relaxed);
-    from.reuses.store(0, std::memory_order_relaxed);
-    from.hold_ns.store(0, std::memory_order_relaxed);
-    from.max_hold_ns.store(0, std::memory_order_relaxed);
+  for (std::size_t chunk = 0; chunk < table->chunks.size(); ++chunk) {
+    if (table->chunks[chunk] == nullptr) continue;
+    for (std::size_t i = 0; i < kChunk; ++i) {
+      SiteCounters& from = table->chunks[chunk][i];
+      const Counts counts = from.load();
+      if (counts.acquires == 0 && counts.reuses == 0 && counts.hold_ns == 0 && counts.max_hold_ns == 0) continue;
+      try {
+        retired_->at(chunk * kChunk + i).add(counts);
+      } catch (...) {
+        // Out of memory at thread exit: these counts are lost, nothing else.
+      }
+      from.reset();
+    }
   }
   free_tables_.push_back(table);
 }
 
 void SiteRegistry::add_opened(std::uint32_t index) noexcept {
-  sites_[index].opened.fetch_add(1, std::memory_order_relaxed);
+  site(index).opened.fetch_add(1, std::memory_order_relaxed);
 }
 
 void SiteRegistry::add_timeout(std::uint32_t index) noexcept {
-  sites_[index].timeouts.fetch_add(1, std::memory_order_relaxed);
+  site(index).timeouts.fetch_add(1, std::memory_order_relaxed);
 }
 
 void SiteRegistry::add_leak(std::uint32_t index) noexcept {
-  sites_[index].leaks.fetch_add(1, std::memory_order_relaxed);
+  site(index).leaks.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string SiteRegistry::name(std::uint32_t index) const {
   MutexLock lock(mu_);
-  return sites_[index].name;
+  return site(index).name;
 }
 
-void SiteRegistry::sum_locked(std::uint32_t index, SiteStats* out) const {
+Counts SiteRegistry::sum_locked(std::uint32_t index) const {
   // Free tables are zeroed, so summing every table is exact.
-  std::uint64_t max_hold = retired_[index].max_hold_ns.load(std::memory_order_relaxed);
-  std::uint64_t hold = retired_[index].hold_ns.load(std::memory_order_relaxed);
-  out->acquires = retired_[index].acquires.load(std::memory_order_relaxed);
-  out->reuses = retired_[index].reuses.load(std::memory_order_relaxed);
+  Counts sum;
+  if (const SiteCounters* c = retired_->find(index)) sum += c->load();
   for (const auto& table : tables_) {
-    const SiteCounters& c = table[index];
-    out->acquires += c.acquires.load(std::memory_order_relaxed);
-    out->reuses += c.reuses.load(std::memory_order_relaxed);
-    hold += c.hold_ns.load(std::memory_order_relaxed);
-    max_hold = std::max(max_hold, c.max_hold_ns.load(std::memory_order_relaxed));
+    if (const SiteCounters* c = table->find(index)) sum += c->load();
   }
-  out->total_hold = std::chrono::nanoseconds(hold);
-  out->max_hold = std::chrono::nanoseconds(max_hold);
-  const Site& site = sites_[index];
-  out->connections_opened = site.opened.load(std::memory_order_relaxed);
-  out->timeouts = site.timeouts.load(std::memory_order_relaxed);
-  out->leaks = site.leaks.load(std::memory_order_relaxed);
+  return sum;
+}
+
+SiteStats SiteRegistry::describe_locked(std::uint32_t index) const {
+  const Site& from = site(index);
+  SiteStats s;
+  s.name = from.name;
+  s.file = from.file;
+  s.function = from.function;
+  s.line = from.line;
+  s.other = index == max_sites_;
+  return s;
+}
+
+SiteStats SiteRegistry::describe(std::uint32_t index) const {
+  MutexLock lock(mu_);
+  return describe_locked(index);
 }
 
 std::vector<SiteStats> SiteRegistry::snapshot() const {
   MutexLock lock(mu_);
   std::vector<SiteStats> out;
   out.reserve(named_ + 1);
-  for (std::uint32_t i = 0; i < named_; ++i) {
-    SiteStats s;
-    s.name = sites_[i].name;
-    s.file = sites_[i].file;
-    s.function = sites_[i].function;
-    s.line = sites_[i].line;
-    sum_locked(i, &s);
+  for (std::uint32_t i = 0; i <= named_; ++i) {
+    const std::uint32_t index = i < named_ ? i : static_cast<std::uint32_t>(max_sites_);
+    SiteStats s = describe_locked(index);
+    const Counts counts = sum_locked(index);
+    s.checkins = counts.acquires;
+    s.acquires = counts.acquires;
+    s.reuses = counts.reuses;
+    s.total_hold = std::chrono::nanoseconds(counts.hold_ns);
+    s.max_hold = std::chrono::nanoseconds(counts.max_hold_ns);
+    const Site& from = site(index);
+    s.connections_opened = from.opened.load(std::memory_order_relaxed);
+    s.timeouts = from.timeouts.load(std::memory_order_relaxed);
+    s.leaks = from.leaks.load(std::memory_order_relaxed);
     out.push_back(std::move(s));
   }
-  SiteStats other;
-  other.name = "other";
-  other.other = true;
-  sum_locked(static_cast<std::uint32_t>(max_sites_), &other);
-  out.push_back(std::move(other));
   return out;
 }
 
 std::vector<std::uint64_t> SiteRegistry::acquires() const {
   MutexLock lock(mu_);
-  std::vector<std::uint64_t> out(max_sites_ + 1);
-  for (std::size_t i = 0; i <= max_sites_; ++i) {
-    out[i] = retired_[i].acquires.load(std::memory_order_relaxed);
-    for (const auto& table : tables_) out[i] += table[i].acquires.load(std::memory_order_relaxed);
-  }
+  std::vector<std::uint64_t> out(named_ + 1);
+  for (std::uint32_t i = 0; i < named_; ++i) out[i] = sum_locked(i).acquires;
+  out[named_] = sum_locked(static_cast<std::uint32_t>(max_sites_)).acquires;
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "pool_tracer.h"
+#include "poolscope/pool/errors.h"
 #include "tracer_state.h"
 
 namespace poolscope::tracing {
@@ -27,7 +29,9 @@ using Clock = std::chrono::steady_clock;
 
 // Samples every site's acquire count each tick and warns, at most once per
 // window, about a site whose rate over the window passes the threshold.
-// Runs on the tracer's thread only.
+// Pools are told apart by their registry's id, which is never reused (a pool
+// attached later at the same address starts afresh). Runs on the tracer's
+// thread only.
 class ChurnDetector {
  public:
   explicit ChurnDetector(detail::TracerState& state) : state_(state) {}
@@ -38,27 +42,23 @@ class ChurnDetector {
     const Clock::time_point now = Clock::now();
     const std::vector<std::shared_ptr<detail::PoolTracer>> pools = state_.pools();
     // Forget pools that went away.
-    std::erase_if(sites_, [&](const auto& entry) {
-      return std::none_of(pools.begin(), pools.end(), [&](const auto& p) { return p.get() == entry.first; });
+    std::erase_if(pools_, [&](const auto& entry) {
+      return std::none_of(pools.begin(), pools.end(),
+                          [&](const auto& p) { return p->registry().id() == entry.first; });
     });
     for (const std::shared_ptr<detail::PoolTracer>& pool : pools) {
-      const std::vector<std::uint64_t> acquires = pool->registry().acquires();
-      std::vector<Site>& sites = sites_[pool.get()];
-      if (sites.size() < acquires.size()) sites.resize(acquires.size());
-      for (std::size_t i = 0; i < acquires.size(); ++i) {
-        std::deque<Sample>& s = sites[i].samples;
-        s.push_back({now, acquires[i]});
-        // Keep the newest sample at or before the window's start.
-        while (s.size() > 1 && s[1].time <= now - window) s.pop_front();
-        if (threshold <= 0 || s.size() < 2) continue;
-        const double span = std::chrono::duration<double>(now - s.front().time).count();
-        // Judge on at least a quarter of the window, so a burst in one short
-        // tick is not extrapolated.
-        if (span < std::chrono::duration<double>(window).count() / 4) continue;
-        const double rate = static_cast<double>(acquires[i] - s.front().acquires) / span;
-        if (rate <= threshold || (sites[i].warned && now - *sites[i].warned < window)) continue;
-        sites[i].warned = now;
-        warn(*pool, static_cast<std::uint32_t>(i), rate, span, threshold);
+      detail::SiteRegistry& registry = pool->registry();
+      const std::vector<std::uint64_t> acquires = registry.acquires();  // named sites, then "other"
+      PoolSamples& samples = pools_[registry.id()];
+      const std::size_t named = acquires.size() - 1;
+      if (samples.named.size() < named) samples.named.resize(named);
+      for (std::size_t i = 0; i <= named; ++i) {
+        const auto index = static_cast<std::uint32_t>(i < named ? i : registry.max_sites());
+        Site& site = i < named ? samples.named[i] : samples.other;
+        if (const std::optional<double> rate = site.sample(now, acquires[i], window, threshold)) {
+          warn(*pool, index, *rate, std::chrono::duration<double>(now - site.samples.front().time).count(),
+               threshold);
+        }
       }
     }
   }
@@ -71,6 +71,29 @@ class ChurnDetector {
   struct Site {
     std::deque<Sample> samples;
     std::optional<Clock::time_point> warned;
+
+    // Records a sample; returns the rate when it deserves a warning.
+    std::optional<double> sample(Clock::time_point now, std::uint64_t acquires, Clock::duration window,
+                                 double threshold) {
+      // A count never goes down; if one does, its history is not this one.
+      if (!samples.empty() && acquires < samples.back().acquires) samples.clear();
+      samples.push_back({now, acquires});
+      // Keep the newest sample at or before the window's start.
+      while (samples.size() > 1 && samples[1].time <= now - window) samples.pop_front();
+      if (threshold <= 0 || samples.size() < 2) return std::nullopt;
+      const double span = std::chrono::duration<double>(now - samples.front().time).count();
+      // Judge on at least a quarter of the window, so a burst in one short
+      // tick is not extrapolated.
+      if (span < std::chrono::duration<double>(window).count() / 4) return std::nullopt;
+      const double rate = static_cast<double>(acquires - samples.front().acquires) / span;
+      if (rate <= threshold || (warned && now - *warned < window)) return std::nullopt;
+      warned = now;
+      return rate;
+    }
+  };
+  struct PoolSamples {
+    std::vector<Site> named;  // by site index
+    Site other;
   };
 
   void warn(detail::PoolTracer& pool, std::uint32_t site, double rate, double span, double threshold) {
@@ -84,7 +107,7 @@ class ChurnDetector {
   }
 
   detail::TracerState& state_;
-  std::map<const detail::PoolTracer*, std::vector<Site>> sites_;
+  std::map<std::uint64_t, PoolSamples> pools_;  // by SiteRegistry::id()
 };
 
 // Sorts a site table by order, keeping "other" last.
@@ -108,9 +131,10 @@ void sort_sites(std::vector<SiteStats>& sites, SiteOrder order) {
 
 void housekeeping(std::stop_token stop, std::shared_ptr<detail::TracerState> state) {
   const TracerConfig& config = state->config();
-  // Ten samples per churn window; leaks checked at least four times per threshold.
-  auto period = std::chrono::milliseconds(1000);
-  if (config.churn_threshold > 0) period = std::min(period, config.churn_window / 10);
+  // Ten samples per churn window, whatever the threshold is now: it may be
+  // turned on later (set_churn_threshold). Leaks checked at least four
+  // times per threshold.
+  auto period = std::min(std::chrono::milliseconds(1000), config.churn_window / 10);
   if (config.leak_threshold.count() > 0) period = std::min(period, config.leak_threshold / 4);
   period = std::max(period, std::chrono::milliseconds(10));
 
@@ -124,9 +148,13 @@ void housekeeping(std::stop_token stop, std::shared_ptr<detail::TracerState> sta
     try {
       state->scan_leaks();
       churn.tick();
-    } catch (const std::exception& e) {
-      // Never let a failed log write end detection.
-      state->logger().error("poolscope tracer: detection round failed: {}", e.what());
+    } catch (...) {
+      // Never let a failure end detection (or the process: this is a thread).
+      try {
+        state->logger().error("poolscope tracer: detection round failed: {}",
+                              exception_text(std::current_exception()));
+      } catch (...) {
+      }
     }
   }
 }
@@ -180,14 +208,7 @@ std::vector<SiteStats> Tracer::sites(SiteOrder order) const {
         merged.push_back(std::move(s));
         continue;
       }
-      SiteStats& m = merged[it->second];
-      m.acquires += s.acquires;
-      m.reuses += s.reuses;
-      m.connections_opened += s.connections_opened;
-      m.timeouts += s.timeouts;
-      m.leaks += s.leaks;
-      m.total_hold += s.total_hold;
-      m.max_hold = std::max(m.max_hold, s.max_hold);
+      detail::merge(merged[it->second], s);
     }
   }
   if (index.find("other") == index.end()) merged.push_back(SiteStats{.name = "other", .other = true});

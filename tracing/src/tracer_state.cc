@@ -3,8 +3,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 
@@ -45,16 +45,32 @@ std::vector<std::shared_ptr<PoolTracer>> TracerState::pools() const {
 std::vector<PoolSites> TracerState::pool_sites() {
   MutexLock lock(mu_);  // keeps each pool alive while its leases are read
   std::vector<PoolSites> out;
+  out.reserve(pools_.size());
   for (const Attached& a : pools_) {
     SiteRegistry& registry = a.tracer->registry();
-    std::map<std::uint32_t, std::uint64_t> out_now;  // site index -> checkouts not back yet
-    for (const LeaseInfo& lease : a.pool->active_leases()) ++out_now[registry.lookup(lease.site).index];
-    PoolSites table{a.tracer->pool_name(), registry.snapshot(), registry.folded(), a.tracer->leaks_reported()};
-    for (const auto& [index, n] : out_now) {
-      // The snapshot lists named sites by index, then "other".
-      SiteStats& s = index < table.sites.size() - 1 ? table.sites[index] : table.sites.back();
-      s.acquires += n;
+    // The registry first, then the leases out: a lease that comes back in
+    // between is missed for this once rather than counted twice.
+    PoolSites table{a.tracer->pool_name(), registry.snapshot(), registry.folded(), 0};
+    // The snapshot lists named sites by index, then "other"; a site first
+    // seen after it goes before "other".
+    const std::size_t named = table.sites.size() - 1;
+    SiteStats other = std::move(table.sites.back());
+    table.sites.pop_back();
+    std::map<std::uint32_t, std::size_t> later;  // site index -> position
+    for (const LeaseInfo& lease : a.pool->active_leases()) {
+      const std::uint32_t index = registry.index_of(lease.site);
+      if (index == registry.max_sites()) {
+        ++other.acquires;
+      } else if (index < named) {
+        ++table.sites[index].acquires;
+      } else {
+        const auto [it, fresh] = later.emplace(index, table.sites.size());
+        if (fresh) table.sites.push_back(registry.describe(index));
+        ++table.sites[it->second].acquires;
+      }
     }
+    table.sites.push_back(std::move(other));
+    for (const SiteStats& s : table.sites) table.leaks_reported += s.leaks;
     out.push_back(std::move(table));
   }
   return out;
@@ -77,8 +93,6 @@ void TracerState::detach(Pool& pool) {
   for (auto it = pools_.begin(); it != pools_.end(); ++it) {
     if (it->pool == &pool) {
       pool.remove_observer(it->tracer.get());
-      std::erase_if(leaks_, [&](const auto& leak) { return std::get<0>(leak.first) == it->tracer.get(); });
-      open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);
       pools_.erase(it);
       return;
     }
@@ -89,57 +103,23 @@ void TracerState::detach_all() {
   MutexLock lock(mu_);
   for (Attached& a : pools_) a.pool->remove_observer(a.tracer.get());
   pools_.clear();
-  leaks_.clear();
-  open_leaks_.store(0, std::memory_order_relaxed);
 }
 
 void TracerState::pool_closed(const PoolTracer* tracer) {
   MutexLock lock(mu_);
   std::erase_if(pools_, [tracer](const Attached& a) { return a.tracer.get() == tracer; });
-  std::erase_if(leaks_, [tracer](const auto& leak) { return std::get<0>(leak.first) == tracer; });
-  open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);
 }
 
 void TracerState::scan_leaks() {
   const std::chrono::nanoseconds threshold = config_.leak_threshold;
   if (threshold.count() == 0) return;
-  MutexLock lock(mu_);
-  for (const Attached& a : pools_) {
-    for (const LeaseInfo& lease : a.pool->active_leases()) {  // longest held first
-      if (lease.held < threshold) break;
-      const LeakKey key{a.tracer.get(), lease.slot, lease.checkout};
-      if (leaks_.contains(key)) continue;
-      std::string site = format_site(lease.site);
-      a.tracer->registry().add_leak(a.tracer->registry().lookup(lease.site).index);
-      a.tracer->count_leak();
-      std::string text = "Possible session leak: connection " + std::to_string(lease.connection_id) +
-                         " (pool=" + a.tracer->pool_name() + ") held for " +
-                         duration_text(lease.held) + " by " + site + " on thread " +
-                         std::to_string(lease.thread);
-      if (std::string name = thread_name(lease.thread); !name.empty()) text += " (" + name + ")";
-      text += ", past leak_threshold " + duration_text(threshold);
-      const StackTrace stack = a.tracer->stack(lease.slot, lease.checkout);
-      for (const std::string& caller : stack.callers_of(lease.site, config_.stack_depth)) {
-        text += "\n    called from " + caller;
-      }
-      logger_->warn("{}", text);
-      leaks_reported.fetch_add(1, std::memory_order_relaxed);
-      leaks_.emplace(key, std::move(site));
-      open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);
-    }
+  std::vector<std::pair<std::shared_ptr<PoolTracer>, std::vector<LeaseInfo>>> rounds;
+  {
+    MutexLock lock(mu_);  // keeps each pool alive while its leases are read
+    rounds.reserve(pools_.size());
+    for (const Attached& a : pools_) rounds.emplace_back(a.tracer, a.pool->active_leases());
   }
-}
-
-void TracerState::lease_returned_slow(const PoolTracer* tracer, std::uint32_t slot,
-                                      std::uint64_t checkout, std::chrono::nanoseconds held) {
-  MutexLock lock(mu_);
-  const auto it = leaks_.find(LeakKey{tracer, slot, checkout});
-  if (it == leaks_.end()) return;
-  logger_->info("Previously reported leaked lease was returned: pool={}, site {}, held for {}",
-                tracer->pool_name(), it->second, duration_text(held));
-  leaks_.erase(it);
-  leaks_returned.fetch_add(1, std::memory_order_relaxed);
-  open_leaks_.store(static_cast<int>(leaks_.size()), std::memory_order_relaxed);
+  for (const auto& [tracer, leases] : rounds) tracer->scan_leaks(leases, threshold);
 }
 
 }  // namespace poolscope::tracing::detail

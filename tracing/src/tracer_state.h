@@ -10,10 +10,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "poolscope/pool/mutex.h"
@@ -26,7 +24,6 @@
 namespace poolscope::tracing::detail {
 
 class PoolTracer;
-
 
 // The name the kernel has for an OS thread of this process ("" if gone).
 std::string thread_name(std::uint64_t tid);
@@ -48,10 +45,11 @@ class TracerState {
   void attach(Pool& pool, std::shared_ptr<TracerState> self);
   void detach(Pool& pool);
   void detach_all();
-  // From a pool's on_shutdown: forget the pool and its unreturned leaks.
+  // From a pool's on_shutdown: forget the pool.
   void pool_closed(const PoolTracer* tracer);
 
-  // One round of leak detection over every attached pool.
+  // One round of leak detection over every attached pool. The pools'
+  // leases are read under mu_; lines are built and logged outside it.
   void scan_leaks();
 
   // The pools attached now.
@@ -61,35 +59,19 @@ class TracerState {
   // checkouts that came back) plus the checkouts still out.
   std::vector<PoolSites> pool_sites();
 
-  // From on_checkin: logs the return of a lease reported as leaked.
-  // Cheap when nothing is reported: one relaxed load.
-  void lease_returned(const PoolTracer* tracer, std::uint32_t slot, std::uint64_t checkout,
-                      std::chrono::nanoseconds held) {
-    if (open_leaks_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-      lease_returned_slow(tracer, slot, checkout, held);
-    }
-  }
-
  private:
-  using LeakKey = std::tuple<const PoolTracer*, std::uint32_t, std::uint64_t>;
   struct Attached {
-    Pool* pool;
+    Pool* pool;  // alive while attached: its shutdown detaches it under mu_
     std::shared_ptr<PoolTracer> tracer;
   };
-
-  void lease_returned_slow(const PoolTracer* tracer, std::uint32_t slot, std::uint64_t checkout,
-                           std::chrono::nanoseconds held);
 
   // Constant after construction.
   const TracerConfig config_;
   const std::shared_ptr<spdlog::logger> logger_;
 
-  std::atomic<int> open_leaks_{0};  // size of leaks_
-
   // State below is protected by mu_.
   mutable Mutex mu_;
   std::vector<Attached> pools_ POOLSCOPE_GUARDED_BY(mu_);
-  std::map<LeakKey, std::string> leaks_ POOLSCOPE_GUARDED_BY(mu_);  // -> site name
 };
 
 }  // namespace poolscope::tracing::detail

@@ -97,12 +97,17 @@ class MetricsCollector : public prometheus::Collectable {
   void remove_cache(std::string_view name);
 
   // The families, for prometheus-cpp (Exposer::RegisterCollectable).
+  // Never throws: a component whose statistics throw (a CacheHandle's stats
+  // function, say) is left out of this scrape. Every counter only grows;
+  // poolscope_site_acquires_total counts a checkout when its lease comes back.
   std::vector<prometheus::MetricFamily> Collect() const override;
 
   // The Prometheus text exposition of Collect().
   std::string text() const;
 
-  // Pools, call sites and caches as one JSON document.
+  // Pools, call sites (acquires including the leases still out) and caches
+  // as one JSON document; components whose statistics threw are listed
+  // under "errors". Text that is not UTF-8 is replaced, not thrown on.
   std::string json() const;
 
   // Admin actions on an added cache. clear_cache returns false for an

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -55,5 +56,17 @@ class PoolClosed : public Error {
  public:
   using Error::Error;
 };
+
+// The message of a caught exception, for a log line or an error list:
+// what() of a std::exception, "unknown exception" for anything else.
+inline std::string exception_text(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
 
 }  // namespace poolscope

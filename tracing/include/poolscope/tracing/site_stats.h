@@ -16,7 +16,14 @@ struct SiteStats {
   std::uint32_t line = 0;
   bool other = false;
 
-  std::uint64_t acquires = 0;            // checkouts from the pool
+  // Checkouts from the pool: those whose lease came back, plus the leases
+  // still out when the table was read (as PoolStats::acquires counts). A
+  // lease in the middle of coming back may be missed for that instant.
+  std::uint64_t acquires = 0;
+  // Checkouts whose lease came back. Unlike acquires it never goes down
+  // between two reads (a lease out is not in it), so it is what the
+  // poolscope_site_acquires_total counter exports.
+  std::uint64_t checkins = 0;
   std::uint64_t reuses = 0;              // nested acquires served by the thread's lease
   std::uint64_t connections_opened = 0;  // physical connections opened for this site
   std::uint64_t timeouts = 0;
