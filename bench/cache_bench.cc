@@ -1,13 +1,15 @@
 // Cache hits: poolscope's TtlCache and SettingsCache beside the baseline a
 // user would write (one std::mutex around a std::unordered_map). Same keys
 // (1,024 strings longer than the small-string buffer), same values (a
-// shared_ptr to a config blob), each thread walking them in its own order.
+// shared_ptr to a config blob), every thread walking them with the same
+// stride from its own starting point.
 
 #include <benchmark/benchmark.h>
 #include <soci/soci.h>
 
 #include <filesystem>
 #include <memory>
+#include <system_error>
 #include <mutex>
 #include <string>
 #include <unistd.h>
@@ -31,8 +33,8 @@ const std::vector<std::string>& keys() {
   return k;
 }
 
-// Thread t starts at its own offset and steps by a prime, so threads rarely
-// read the same key at the same moment.
+// Every thread steps by the same prime from its own offset, so threads
+// rarely read the same key at the same moment.
 std::size_t next_key(std::size_t i, int thread) { return (i * 7 + static_cast<std::size_t>(thread) * 331) % kKeys; }
 
 poolscope::cache::TtlCache<std::string, Value>& ttl_cache() {
@@ -81,11 +83,22 @@ void BM_MutexUnorderedMapHit(benchmark::State& state) {
   }
 }
 
+// A SQLite file removed (with its journals) when the program exits.
+struct TempDatabase {
+  std::string path;
+  ~TempDatabase() {
+    std::error_code ignored;
+    for (const char* suffix : {"", "-journal", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ignored);
+  }
+};
+
 // SettingsCache::get<int> on 64 accounts whose settings are cached.
 poolscope::cache::SettingsCache& settings_cache() {
-  static const std::string db =
-      (std::filesystem::temp_directory_path() / ("poolscope-settings-bench-" + std::to_string(::getpid()) + ".db")).string();
-  static poolscope::Pool pool({.url = "sqlite://" + db, .name = "settings-bench", .pool_size = 2});
+  // Constructed before the pool, so destroyed after it has closed the file.
+  static const TempDatabase db{
+      (std::filesystem::temp_directory_path() / ("poolscope-settings-bench-" + std::to_string(::getpid()) + ".db"))
+          .string()};
+  static poolscope::Pool pool({.url = "sqlite://" + db.path, .name = "settings-bench", .pool_size = 2});
   static poolscope::cache::SettingsCache cache(
       pool, {.name = "settings", .table = {"s", "account_id", "setting_key", "setting_value"}, .ttl = std::chrono::hours(1)});
   static std::once_flag filled;

@@ -3,34 +3,47 @@
 #include <soci/soci.h>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <stdexcept>
+
+#include "config_check.h"
 
 namespace poolscope::cache {
 namespace {
 
-[[noreturn]] void invalid(std::string_view field, std::string_view rule, const std::string& got) {
-  throw std::invalid_argument("SettingsCacheConfig." + std::string(field) + " " + std::string(rule) +
-                              " (got '" + got + "')");
+constexpr std::string_view kConfig = "SettingsCacheConfig";
+
+bool is_ascii_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_ascii_digit(char c) { return c >= '0' && c <= '9'; }
+
+// A column name (or a part of a table name) that is safe between double
+// quotes: ASCII letters, digits and '_', not starting with a digit. ASCII
+// by rule, not by locale, so the SQL does not depend on the environment.
+bool is_name(std::string_view name) {
+  if (name.empty() || name.size() > 63 || is_ascii_digit(name[0])) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return is_ascii_alpha(c) || is_ascii_digit(c) || c == '_'; });
 }
 
-// A table or column name safe to put into SQL: letters, digits, '_', and at
-// most one '.' (schema.table); not starting with a digit.
-bool is_identifier(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  std::size_t dots = 0;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const auto c = static_cast<unsigned char>(name[i]);
+// A table name: a name, or schema.name.
+bool is_table_name(std::string_view name) {
+  const std::size_t dot = name.find('.');
+  if (dot == std::string_view::npos) return is_name(name);
+  return is_name(name.substr(0, dot)) && is_name(name.substr(dot + 1));
+}
+
+// name double-quoted for SQL (schema.table as "schema"."table"), so that
+// reserved words work as names. Valid names hold no quote to escape.
+std::string quoted(std::string_view name) {
+  std::string out = "\"";
+  for (const char c : name) {
     if (c == '.') {
-      if (++dots > 1 || i == 0 || i + 1 == name.size()) return false;
-    } else if (!std::isalnum(c) && c != '_') {
-      return false;
-    } else if (std::isdigit(c) && (i == 0 || name[i - 1] == '.')) {
-      return false;
+      out += "\".\"";
+    } else {
+      out += c;
     }
   }
-  return true;
+  return out + "\"";
 }
 
 template <class T>
@@ -38,6 +51,16 @@ bool parse_number(std::string_view text, T* out) {
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, *out);
   return ec == std::errc() && ptr == end && !text.empty();
+}
+
+// text equals lower, ignoring ASCII case. REQUIRES: lower is lower case.
+bool equals_ascii_lower(std::string_view text, std::string_view lower) {
+  if (text.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != lower[i]) return false;
+  }
+  return true;
 }
 
 SettingsCacheConfig validated(SettingsCacheConfig config) {
@@ -67,14 +90,11 @@ bool parse_setting(std::string_view text, std::string_view* out) {
 }
 
 bool parse_setting(std::string_view text, bool* out) {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   for (std::string_view yes : {"true", "1", "yes", "on"}) {
-    if (lower == yes) return *out = true, true;
+    if (equals_ascii_lower(text, yes)) return *out = true, true;
   }
   for (std::string_view no : {"false", "0", "no", "off"}) {
-    if (lower == no) return *out = false, true;
+    if (equals_ascii_lower(text, no)) return *out = false, true;
   }
   return false;
 }
@@ -87,36 +107,37 @@ bool parse_setting(std::string_view text, double* out) { return parse_number(tex
 const std::string& Settings::raw(std::string_view key) const {
   const auto it = values_.find(key);
   if (it == values_.end()) {
-    throw SettingNotFound(table_ + ": " + entity_column_ + " " + std::to_string(entity_) +
+    throw SettingNotFound(table_->table + ": " + table_->entity_column + " " + std::to_string(entity_) +
                           " has no setting '" + std::string(key) + "'");
   }
   return it->second;
 }
 
 void Settings::type_error(std::string_view key, std::string_view type) const {
-  throw SettingTypeError(table_ + ": setting '" + std::string(key) + "' of " + entity_column_ + " " +
+  throw SettingTypeError(table_->table + ": setting '" + std::string(key) + "' of " + table_->entity_column + " " +
                          std::to_string(entity_) + " is '" + raw(key) + "', not a " +
                          std::string(type));
 }
 
 void SettingsCacheConfig::validate() const {
-  TtlCacheConfig check = cache_config(*this);
-  try {
-    check.validate();
-  } catch (const std::invalid_argument& e) {
-    // Report it under this config's own name.
-    std::string message = e.what();
-    message.replace(0, std::string("TtlCacheConfig").size(), "SettingsCacheConfig");
-    throw std::invalid_argument(message);
+  detail::check_name(kConfig, "name", name);
+  detail::check_ttl(kConfig, "ttl", ttl);
+  detail::check_positive(kConfig, "max_entities", max_entities);
+  if (!is_table_name(table.table)) {
+    detail::invalid_field(kConfig, "table.table",
+                          "must be an SQL name, optionally schema.name (ASCII letters, digits, '_'; "
+                          "not starting with a digit)",
+                          "'" + table.table + "'");
   }
-  const std::pair<std::string_view, const std::string*> names[] = {
-      {"table.table", &table.table},
+  const std::pair<std::string_view, const std::string*> columns[] = {
       {"table.entity_column", &table.entity_column},
       {"table.key_column", &table.key_column},
       {"table.value_column", &table.value_column}};
-  for (const auto& [field, value] : names) {
-    if (!is_identifier(*value)) {
-      invalid(field, "must be an SQL name (letters, digits, '_', one optional '.')", *value);
+  for (const auto& [field, value] : columns) {
+    if (!is_name(*value)) {
+      detail::invalid_field(kConfig, field,
+                            "must be an SQL name (ASCII letters, digits, '_'; not starting with a digit)",
+                            "'" + *value + "'");
     }
   }
 }
@@ -124,31 +145,45 @@ void SettingsCacheConfig::validate() const {
 SettingsCache::SettingsCache(Pool& pool, SettingsCacheConfig config)
     : pool_(pool),
       config_(validated(std::move(config))),
-      select_sql_("SELECT " + config_.table.key_column + ", " + config_.table.value_column + " FROM " +
-                  config_.table.table + " WHERE " + config_.table.entity_column + " = :entity"),
-      upsert_sql_("INSERT INTO " + config_.table.table + " (" + config_.table.entity_column + ", " +
-                  config_.table.key_column + ", " + config_.table.value_column +
-                  ") VALUES (:entity, :k, :v) ON CONFLICT (" + config_.table.entity_column + ", " +
-                  config_.table.key_column + ") DO UPDATE SET " + config_.table.value_column +
-                  " = excluded." + config_.table.value_column),
+      table_(std::make_shared<const SettingsTable>(config_.table)),
+      select_sql_("SELECT " + quoted(table_->key_column) + ", " + quoted(table_->value_column) + " FROM " +
+                  quoted(table_->table) + " WHERE " + quoted(table_->entity_column) + " = :entity"),
+      upsert_sql_("INSERT INTO " + quoted(table_->table) + " (" + quoted(table_->entity_column) + ", " +
+                  quoted(table_->key_column) + ", " + quoted(table_->value_column) +
+                  ") VALUES (:entity, :k, :v) ON CONFLICT (" + quoted(table_->entity_column) + ", " +
+                  quoted(table_->key_column) + ") DO UPDATE SET " + quoted(table_->value_column) +
+                  " = excluded." + quoted(table_->value_column)),
       cache_(cache_config(config_)) {}
 
 std::shared_ptr<const Settings> SettingsCache::settings(std::int64_t entity, std::source_location site) {
-  return cache_.get_or_load(entity, [&](const std::int64_t& id) { return load(id, site); });
+  return cache_.get_or_load(entity, loader(site));
 }
 
 std::shared_ptr<const Settings> SettingsCache::load(std::int64_t entity, const std::source_location& site) {
+  const auto read = [this, entity](soci::session& sql) {
+    Settings::Map values;
+    long long id = entity;
+    soci::rowset<soci::row> rows = (sql.prepare << select_sql_, soci::use(id, "entity"));
+    for (const soci::row& row : rows) values.emplace(row.get<std::string>(0), row.get<std::string>(1));
+    return values;
+  };
   Settings::Map values;
   {
+    // The pool cannot be asked whether this thread holds a lease, but
+    // acquire() tells: a reused lease is the caller's own connection,
+    // perhaps inside a transaction with uncommitted writes, which must not
+    // reach the cache. Then read on a connection of our own. (No lease is
+    // moved: moving one would end its sharing with the caller's.)
     Lease sql = pool_.acquire(site);
-    long long id = entity;
-    soci::rowset<soci::row> rows = (sql->prepare << select_sql_, soci::use(id, "entity"));
-    for (const soci::row& row : rows) {
-      values.emplace(row.get<std::string>(0), row.get<std::string>(1));
+    if (!sql.reused()) {
+      values = read(*sql);
+    } else {
+      sql.release();
+      Lease own = pool_.acquire_new(site);
+      values = read(*own);
     }
   }
-  return std::make_shared<const Settings>(config_.table.table, config_.table.entity_column, entity,
-                                          std::move(values));
+  return std::make_shared<const Settings>(table_, entity, std::move(values));
 }
 
 void SettingsCache::save(std::int64_t entity, std::string_view key, std::string_view value,

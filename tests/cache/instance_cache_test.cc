@@ -4,8 +4,11 @@
 
 #include <atomic>
 #include <barrier>
+#include <future>
 #include <thread>
 #include <vector>
+
+#include "test_util.h"
 
 namespace poolscope::cache {
 namespace {
@@ -107,6 +110,41 @@ TEST_F(InstanceCacheTest, AnInstancePastItsTtlIsRebuilt) {
   EXPECT_EQ(accounts.get(1), first);
   clock->advance(2s);
   EXPECT_NE(accounts.get(1), first);
+}
+
+TEST_F(InstanceCacheTest, ForceNewSupersedesABuildThatIsRunning) {
+  std::promise<void> building, release;
+  InstanceCache<int, Account> accounts([&](const int& id) {
+    if (built_.fetch_add(1) == 0) {
+      building.set_value();
+      release.get_future().wait();
+    }
+    return std::make_shared<Account>(id);
+  });
+  auto first = std::async(std::launch::async, [&] { return accounts.get(1); });
+  building.get_future().wait();
+  const auto fresh = accounts.get(1, /*force_new=*/true);
+  release.set_value();
+  EXPECT_NE(first.get(), fresh);
+  EXPECT_EQ(accounts.get(1), fresh) << "the superseded build must not replace the forced one";
+}
+
+TEST(InstanceCacheConfigTest, ValidateNamesTheInstanceCachesOwnFields) {
+  auto message = [](auto breaks) { return poolscope::testing::validation_error<InstanceCacheConfig>(breaks); };
+  EXPECT_EQ(message([](InstanceCacheConfig& c) { c.max_instances = 0; }),
+            "InstanceCacheConfig.max_instances must be at least 1 (got 0)");
+  EXPECT_EQ(message([](InstanceCacheConfig& c) { c.ttl = -5ms; }),
+            "InstanceCacheConfig.ttl must not be negative (got -5 ms)");
+  EXPECT_EQ(message([](InstanceCacheConfig& c) { c.name = ""; }),
+            "InstanceCacheConfig.name must be 1 to 64 of A-Z a-z 0-9 _ . : - (got '')");
+  EXPECT_EQ(message([](InstanceCacheConfig&) {}), "accepted");
+  try {
+    InstanceCache<int, Account> accounts([](const int& id) { return std::make_shared<Account>(id); },
+                                         {.max_instances = 0});
+    FAIL() << "a bad config must throw";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "InstanceCacheConfig.max_instances must be at least 1 (got 0)");
+  }
 }
 
 }  // namespace

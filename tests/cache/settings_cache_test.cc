@@ -6,6 +6,7 @@
 #include <soci/soci.h>
 
 #include <atomic>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -20,6 +21,21 @@ namespace {
 using namespace std::chrono_literals;
 using poolscope::testing::TestBackend;
 using poolscope::testing::TestDatabase;
+
+// The incidents' account object, built from three settings reads.
+struct Account {
+  std::string key;
+  bool paper;
+  int orders;
+};
+
+InstanceCache<int, Account> account_cache(SettingsCache& settings) {
+  return InstanceCache<int, Account>([&settings](const int& id) {
+    return std::make_shared<Account>(Account{settings.get<std::string>(id, "api_key"),
+                                             settings.get<bool>(id, "paper_account"),
+                                             settings.get<int>(id, "max_orders")});
+  });
+}
 
 class SettingsCacheTest : public ::testing::TestWithParam<TestBackend> {
  protected:
@@ -161,17 +177,7 @@ TEST_P(SettingsCacheTest, ReadersNeverSeeAValueOlderThanTheLastCommittedSave) {
 
 TEST_P(SettingsCacheTest, LayeredCachesCountEverySessionTheySpareOnce) {
   SettingsCache settings(*pool_, config());
-  struct Account {
-    std::string key;
-    bool paper;
-    int orders;
-  };
-  InstanceCache<int, Account> accounts([&](const int& id) {
-    // The incidents' constructor: three settings reads.
-    return std::make_shared<Account>(Account{settings.get<std::string>(id, "api_key"),
-                                             settings.get<bool>(id, "paper_account"),
-                                             settings.get<int>(id, "max_orders")});
-  });
+  InstanceCache<int, Account> accounts = account_cache(settings);
   const std::uint64_t before = checkouts();
   for (int i = 0; i < 10; ++i) accounts.get(1);
   EXPECT_EQ(checkouts() - before, 1u);
@@ -179,6 +185,42 @@ TEST_P(SettingsCacheTest, LayeredCachesCountEverySessionTheySpareOnce) {
   // which each of the 9 instance hits spares.
   EXPECT_EQ(settings.stats().sessions_avoided, 2u);
   EXPECT_EQ(accounts.stats().sessions_avoided, 27u);
+}
+
+TEST_P(SettingsCacheTest, ForceNewInstancesCountTheSessionsTheirHitsSpare) {
+  SettingsCache settings(*pool_, config());
+  InstanceCache<int, Account> accounts = account_cache(settings);
+  accounts.get(1);
+  const auto fresh = accounts.get(1, /*force_new=*/true);  // three settings hits: it costs 3
+  const std::uint64_t before = accounts.stats().sessions_avoided;
+  EXPECT_EQ(accounts.get(1), fresh);
+  EXPECT_EQ(accounts.stats().sessions_avoided - before, 3u);
+}
+
+TEST_P(SettingsCacheTest, AReadInsideTheCallersTransactionCachesOnlyCommittedData) {
+  SettingsCache settings(*pool_, config());
+  {
+    Lease sql = pool_->acquire();
+    soci::transaction tx(*sql);
+    *sql << "UPDATE account_settings SET setting_value = 'UNCOMMITTED' WHERE account_id = 1 AND "
+            "setting_key = 'api_key'";
+    // A miss on this thread, inside the transaction: the load must not see it.
+    EXPECT_EQ(settings.get<std::string>(1, "api_key"), "key-1");
+    tx.rollback();
+  }
+  std::string elsewhere;
+  std::thread([&] { elsewhere = settings.get<std::string>(1, "api_key"); }).join();
+  EXPECT_EQ(elsewhere, "key-1") << "another thread must never be served the rolled-back value";
+  EXPECT_EQ(pool_->stats().active, 0u);
+}
+
+TEST_P(SettingsCacheTest, ReservedWordsWorkAsTableAndColumnNames) {
+  *pool_->acquire() << "CREATE TABLE \"order\" (\"user\" INTEGER NOT NULL, \"key\" VARCHAR(64) NOT NULL,"
+                       " \"value\" VARCHAR(64) NOT NULL, PRIMARY KEY (\"user\", \"key\"))";
+  SettingsCache settings(*pool_, {.name = "orders", .table = {"order", "user", "key", "value"}});
+  settings.save(3, "limit", "9");
+  settings.save(3, "limit", "10");  // the upsert's update path
+  EXPECT_EQ(settings.get<int>(3, "limit"), 10);
 }
 
 TEST_P(SettingsCacheTest, AnEntityWithoutSettingsIsCachedAsEmpty) {
@@ -196,13 +238,51 @@ TEST(SettingsCacheConfigTest, TableAndColumnNamesMustBeSqlNames) {
   auto message = [](auto breaks) { return poolscope::testing::validation_error<SettingsCacheConfig>(breaks); };
 
   EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.table = "settings; DROP TABLE x"; }),
-            "SettingsCacheConfig.table.table must be an SQL name (letters, digits, '_', one "
-            "optional '.') (got 'settings; DROP TABLE x')");
+            "SettingsCacheConfig.table.table must be an SQL name, optionally schema.name (ASCII letters, "
+            "digits, '_'; not starting with a digit) (got 'settings; DROP TABLE x')");
   EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.key_column = "1key"; }).find("table.key_column"),
             std::string::npos);
   EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.table = "app.settings"; }), "accepted");
+  EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.value_column = "a.b"; }),
+            "SettingsCacheConfig.table.value_column must be an SQL name (ASCII letters, digits, '_'; not "
+            "starting with a digit) (got 'a.b')")
+      << "only the table may be qualified";
+  EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.table = "a.b.c"; }), "accepted");
+  EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.entity_column = "caf\xc3\xa9"; }), "accepted")
+      << "ASCII only";
+  EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.entity_column = "caf\xe9"; }), "accepted");
+  EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.key_column = "key\""; }), "accepted");
+}
+
+TEST(SettingsCacheConfigTest, ValidateNamesTheSettingsCachesOwnFields) {
+  auto message = [](auto breaks) { return poolscope::testing::validation_error<SettingsCacheConfig>(breaks); };
+
   EXPECT_EQ(message([](SettingsCacheConfig& c) { c.max_entities = 0; }),
-            "SettingsCacheConfig.max_entries must be at least 1 (got 0)");
+            "SettingsCacheConfig.max_entities must be at least 1 (got 0)");
+  EXPECT_EQ(message([](SettingsCacheConfig& c) { c.ttl = -1ms; }),
+            "SettingsCacheConfig.ttl must not be negative (got -1 ms)");
+  EXPECT_EQ(message([](SettingsCacheConfig& c) { c.name = "a b"; }),
+            "SettingsCacheConfig.name must be 1 to 64 of A-Z a-z 0-9 _ . : - (got 'a b')");
+}
+
+// Whether SettingsCache::get<T> / find<T> compile.
+template <class T>
+concept CacheReadable = requires(SettingsCache& cache) {
+  cache.get<T>(1, "k");
+  cache.find<T>(1, "k");
+};
+template <class T>
+concept SettingsReadable = requires(const Settings& settings) { settings.get<T>("k"); };
+
+TEST(SettingsCacheTypesTest, AStringViewIsReadFromSettingsNotFromTheCache) {
+  // A view into cached settings would dangle once the cache lets go of them.
+  static_assert(!CacheReadable<std::string_view>);
+  static_assert(CacheReadable<std::string> && CacheReadable<int> && CacheReadable<bool>);
+  static_assert(SettingsReadable<std::string_view>);
+  auto table = std::make_shared<const SettingsTable>();
+  const Settings settings(table, 1, {{"k", "value"}});
+  EXPECT_EQ(settings.get<std::string_view>("k"), "value");
+  EXPECT_EQ(&settings.table(), table.get()) << "every Settings shares its cache's table";
 }
 
 TEST(SettingParseTest, BoolsIntsAndDoublesAreStrict) {

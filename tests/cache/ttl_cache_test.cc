@@ -7,8 +7,10 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <iostream>
 #include <new>
 #include <random>
 #include <string>
@@ -49,6 +51,48 @@ TtlCacheConfig manual(std::shared_ptr<ManualClock> clock, std::size_t max_entrie
 class TtlCacheTest : public ::testing::Test {
  protected:
   std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+};
+
+// Runs f on a thread of its own. Unlike std::async's, the future does not
+// join in its destructor, so a test can give up on a call that hangs.
+template <class F>
+auto start(F f) {
+  auto task = std::make_shared<std::packaged_task<std::invoke_result_t<F&>()>>(std::move(f));
+  auto future = task->get_future();
+  std::thread([task] { (*task)(); }).detach();
+  return future;
+}
+
+// The result of a started call. One that has not returned within a generous
+// limit fails the test and ends the process: the thread cannot be stopped,
+// and it uses objects the test is about to destroy.
+template <class T>
+T finish(std::future<T>& future) {
+  if (future.wait_for(30s) != std::future_status::ready) {
+    ADD_FAILURE() << "the call never returned: a key was left hanging";
+    std::cout.flush();
+    std::fflush(nullptr);
+    std::_Exit(1);
+  }
+  return future.get();
+}
+
+// A value whose copies fail while fail_copies is set (moves never do).
+struct Fragile {
+  static inline std::atomic<bool> fail_copies{false};
+  explicit Fragile(int v) : value(v) {}
+  Fragile(const Fragile& other) : value(other.value) { check(); }
+  Fragile(Fragile&&) noexcept = default;
+  Fragile& operator=(const Fragile& other) {
+    check();
+    value = other.value;
+    return *this;
+  }
+  Fragile& operator=(Fragile&&) noexcept = default;
+  static void check() {
+    if (fail_copies.load()) throw std::runtime_error("copy failed");
+  }
+  int value;
 };
 
 TEST_F(TtlCacheTest, GetReturnsWhatWasPutAndMissesWhatWasNot) {
@@ -264,6 +308,51 @@ TEST_F(TtlCacheTest, ALoaderFailureReachesEveryWaiterAndIsNotCached) {
   EXPECT_EQ(cache.stats().loads, 1u);
 }
 
+TEST_F(TtlCacheTest, ANegativeTtlIsRejectedBeforeAnythingIsLoaded) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  int calls = 0;
+  auto loader = [&](const std::string&) { return ++calls; };
+  EXPECT_THROW(cache.get_or_load("k", loader, -1ms), std::invalid_argument);
+  EXPECT_THROW(cache.reload("k", loader, -1ms), std::invalid_argument);
+  EXPECT_THROW(cache.put("k", 1, -1ms), std::invalid_argument);
+  EXPECT_EQ(calls, 0);
+  auto later = start([&] { return cache.get_or_load("k", loader); });
+  EXPECT_EQ(finish(later), 1) << "the key must not be left hanging";
+  EXPECT_EQ(cache.stats().load_failures, 0u);
+}
+
+TEST_F(TtlCacheTest, AFailureAfterTheLoaderReturnedReachesEveryWaiterAndLeavesNoLoadBehind) {
+  TtlCache<std::string, Fragile> cache(manual(clock_));
+  std::promise<void> loading, release;
+  auto first = start([&] {
+    return cache.get_or_load("k", [&](const std::string&) {
+      loading.set_value();
+      release.get_future().wait();
+      return Fragile(1);
+    }).value;
+  });
+  loading.get_future().wait();
+  std::atomic<int> joined_loads{0};
+  auto second = start([&] {
+    return cache.get_or_load("k", [&](const std::string&) {
+      joined_loads.fetch_add(1);
+      return Fragile(2);
+    }).value;
+  });
+  ASSERT_TRUE(poolscope::testing::eventually([&] { return cache.stats().misses == 2; }))
+      << "the second caller must be waiting for the first load";
+  Fragile::fail_copies = true;  // storing the loaded value now fails
+  release.set_value();
+  EXPECT_THROW(finish(first), std::runtime_error);
+  EXPECT_THROW(finish(second), std::runtime_error) << "the waiter gets the failure, not a hang";
+  Fragile::fail_copies = false;
+  EXPECT_EQ(joined_loads.load(), 0);
+  EXPECT_EQ(cache.stats().load_failures, 1u);
+  EXPECT_EQ(cache.stats().entries, 0u);
+  auto later = start([&] { return cache.get_or_load("k", [](const std::string&) { return Fragile(3); }).value; });
+  EXPECT_EQ(finish(later), 3) << "a later miss loads anew";
+}
+
 TEST_F(TtlCacheTest, AnInvalidationDuringALoadKeepsItsResultOutOfTheCache) {
   TtlCache<std::string, std::string> cache(manual(clock_));
   std::promise<void> loading, release;
@@ -315,6 +404,89 @@ TEST_F(TtlCacheTest, WarmLoadsTheMissingKeysAndCountsFailures) {
   EXPECT_EQ(cache.stats().hits, 1u) << "warming itself is neither a hit nor a miss";
 }
 
+TEST_F(TtlCacheTest, WarmLeavesAKeyBeingLoadedToThatLoadWithoutWaitingOrCrediting) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  std::promise<void> loading, release;
+  auto load = start([&] {
+    return cache.get_or_load("k", [&](const std::string&) {
+      detail::credit_sessions_avoided(5);  // as if building it read five cached settings
+      loading.set_value();
+      release.get_future().wait();
+      return 1;
+    });
+  });
+  loading.get_future().wait();
+  std::atomic<int> warm_loads{0};
+  const std::vector<std::string> keys = {"k", "other"};
+  auto warming = start([&] {
+    return cache.warm(keys, [&](const std::string&) {
+      warm_loads.fetch_add(1);
+      return 2;
+    });
+  });
+  const WarmResult r = finish(warming);  // returns while "k" is still loading
+  EXPECT_EQ(r.in_progress, 1u);
+  EXPECT_EQ(r.loaded, 1u);
+  EXPECT_EQ(r.present, 0u);
+  EXPECT_EQ(warm_loads.load(), 1) << "only \"other\" was loaded by warm";
+  release.set_value();
+  EXPECT_EQ(finish(load), 1);
+  EXPECT_EQ(cache.stats().sessions_avoided, 0u) << "nothing was avoided: warm did not use the load";
+  EXPECT_EQ(cache.get(std::string("k")), 1);
+  EXPECT_EQ(cache.stats().sessions_avoided, 5u) << "a hit spares what the load cost";
+}
+
+TEST_F(TtlCacheTest, ReloadReplacesTheEntryAndItsHitsCountWhatTheReloadCost) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  cache.put("k", 1);
+  EXPECT_EQ(cache.reload("k", [](const std::string&) {
+    detail::credit_sessions_avoided(3);
+    return 2;
+  }), 2);
+  EXPECT_EQ(cache.get(std::string("k")), 2);
+  const CacheStats s = cache.stats();
+  EXPECT_EQ(s.sessions_avoided, 3u);
+  EXPECT_EQ(s.loads, 1u);
+  EXPECT_EQ(s.misses, 0u) << "a reload is not a miss";
+}
+
+TEST_F(TtlCacheTest, AReloadSupersedesARunningLoad) {
+  TtlCache<std::string, std::string> cache(manual(clock_));
+  std::promise<void> loading, release;
+  auto old_load = start([&] {
+    return cache.get_or_load("k", [&](const std::string&) {
+      loading.set_value();
+      release.get_future().wait();
+      return std::string("old");
+    });
+  });
+  loading.get_future().wait();
+  EXPECT_EQ(cache.reload("k", [](const std::string&) { return std::string("new"); }), "new");
+  release.set_value();
+  EXPECT_EQ(finish(old_load), "old");
+  EXPECT_EQ(cache.get(std::string("k")), "new") << "the superseded load must not overwrite";
+}
+
+TEST_F(TtlCacheTest, VisitReadsTheValueInPlaceAndCountsAsGetDoes) {
+  TtlCache<std::string, std::string> cache(manual(clock_));
+  cache.put("a", "alpha");
+  std::size_t length = 0;
+  EXPECT_TRUE(cache.visit(std::string_view("a"), [&](const std::string& v) { length = v.size(); }));
+  EXPECT_EQ(length, 5u);
+  EXPECT_FALSE(cache.visit(std::string("b"), [&](const std::string&) { ADD_FAILURE() << "absent"; }));
+  std::string seen;
+  cache.visit_or_load("b", [](const std::string&) { return std::string("beta"); },
+                      [&](const std::string& v) { seen = v; });
+  EXPECT_EQ(seen, "beta");
+  cache.visit_or_load("b", [](const std::string&) -> std::string { throw std::logic_error("cached"); },
+                      [&](const std::string& v) { seen = v + "!"; });
+  EXPECT_EQ(seen, "beta!");
+  const CacheStats s = cache.stats();
+  EXPECT_EQ(s.hits, 2u);
+  EXPECT_EQ(s.misses, 2u);
+  EXPECT_EQ(s.loads, 1u);
+}
+
 TEST_F(TtlCacheTest, BackgroundRefreshReloadsKeysThatAreReadAndLeavesOthers) {
   TtlCache<std::string, int> cache(manual(clock_));
   std::atomic<int> version{1};
@@ -335,6 +507,24 @@ TEST_F(TtlCacheTest, BackgroundRefreshReloadsKeysThatAreReadAndLeavesOthers) {
   EXPECT_THROW(cache.enable_refresh(loader, 40ms), std::logic_error);
 }
 
+TEST_F(TtlCacheTest, ConcurrentEnableRefreshStartsOneRefresher) {
+  TtlCache<std::string, int> cache(manual(clock_));
+  std::barrier start_together(2);
+  std::atomic<int> refused{0};
+  auto enable = [&] {
+    start_together.arrive_and_wait();
+    try {
+      cache.enable_refresh([](const std::string&) { return 1; }, 1h);
+    } catch (const std::logic_error&) {
+      refused.fetch_add(1);
+    }
+  };
+  std::thread a(enable), b(enable);
+  a.join();
+  b.join();
+  EXPECT_EQ(refused.load(), 1);
+}
+
 TEST_F(TtlCacheTest, AHitAllocatesNothing) {
   TtlCache<std::string, std::shared_ptr<const std::string>> cache(manual(clock_));
   const std::string long_key(64, 'k');  // beyond the small-string buffer
@@ -345,12 +535,15 @@ TEST_F(TtlCacheTest, AHitAllocatesNothing) {
   t_counting = true;
   auto value = cache.get(std::string_view(long_key));
   auto loaded = cache.get_or_load(long_key, [](const std::string&) { return std::shared_ptr<const std::string>(); });
+  std::size_t size = 0;
+  cache.visit(long_key, [&](const std::shared_ptr<const std::string>& v) { size = v->size(); });
   auto number = ints.get(7);
   t_counting = false;
   EXPECT_EQ(t_allocations, 0u);
   ASSERT_TRUE(value.has_value());
   EXPECT_EQ((*value)->size(), 200u);
   EXPECT_EQ(loaded, *value);
+  EXPECT_EQ(size, 200u);
   EXPECT_EQ(number, 49);
 }
 

@@ -7,7 +7,9 @@
 //
 // Concurrent first requests for an id build one instance (single flight).
 // force_new builds a fresh one and replaces the cached one; holders of the
-// old instance keep it alive as long as they like.
+// old instance keep it alive as long as they like. Either way, what building
+// took (pool checkouts, hits in other caches) is what later hits count as
+// sessions avoided.
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race. The factory runs outside the cache's locks.
@@ -17,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "poolscope/cache/ttl_cache.h"
@@ -24,11 +27,16 @@
 namespace poolscope::cache {
 
 struct InstanceCacheConfig {
+  // Label in stats and metrics: 1 to 64 of A-Z a-z 0-9 _ . : -.
   std::string name = "instances";
+  // At least 1; past it, instances not asked for lately go first.
   std::size_t max_instances = 10'000;
   // Instances older than this are rebuilt on the next get. Zero: never.
   std::chrono::milliseconds ttl{0};
   std::shared_ptr<CacheClock> clock;  // null: default_clock()
+
+  // Throws std::invalid_argument naming the first invalid field and its value.
+  void validate() const;
 };
 
 template <class Id, class T>
@@ -37,20 +45,18 @@ class InstanceCache {
   using Factory = std::function<std::shared_ptr<T>(const Id&)>;
 
   // REQUIRES: factory returns non-null (a null result throws std::logic_error).
+  // Throws std::invalid_argument for an empty factory or a bad config.
   explicit InstanceCache(Factory factory, InstanceCacheConfig config = {})
       : factory_(std::move(factory)), cache_(ttl_config(std::move(config))) {
     if (!factory_) throw std::invalid_argument("InstanceCache: the factory is empty");
   }
 
   // The instance for id, built on first use. With force_new, a new instance
-  // replaces the cached one. Throws what the factory throws (nothing cached).
+  // replaces the cached one (a build of id already running is superseded;
+  // see TtlCache::reload). Throws what the factory throws (nothing cached).
   std::shared_ptr<T> get(const Id& id, bool force_new = false) {
-    if (force_new) {
-      std::shared_ptr<T> fresh = build(id);
-      cache_.put(id, fresh);
-      return fresh;
-    }
-    return cache_.get_or_load(id, [this](const Id& key) { return build(key); });
+    const auto factory = [this](const Id& key) { return build(key); };
+    return force_new ? cache_.reload(id, factory) : cache_.get_or_load(id, factory);
   }
 
   // The cached instance, if any, without building one.
@@ -68,6 +74,7 @@ class InstanceCache {
 
  private:
   static TtlCacheConfig ttl_config(InstanceCacheConfig c) {
+    c.validate();
     TtlCacheConfig out;
     out.name = std::move(c.name);
     out.max_entries = c.max_instances;

@@ -10,7 +10,15 @@
 //
 // Which table and columns hold the settings is configuration; the table
 // needs a unique key on (entity, key), which save() relies on for its upsert
-// (INSERT ... ON CONFLICT, on SQLite and PostgreSQL alike).
+// (INSERT ... ON CONFLICT, on SQLite and PostgreSQL alike). The names go
+// into the SQL double-quoted, so reserved words work; on PostgreSQL that
+// also makes them case-sensitive (write them as the table has them, which
+// is lower case unless it was created with quoted names).
+//
+// The cache holds committed data only: a load never runs on a connection
+// the calling thread holds (it may be inside a transaction that has written
+// but not committed). Inside such a transaction, read your own writes from
+// your session, not from the cache.
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race.
@@ -25,6 +33,7 @@
 #include <source_location>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -47,6 +56,8 @@ class SettingTypeError : public Error {
   using Error::Error;
 };
 
+// Where the settings are. Names are ASCII letters, digits and '_', not
+// starting with a digit; the table may be qualified by a schema (app.settings).
 struct SettingsTable {
   std::string table = "settings";
   std::string entity_column = "entity_id";  // an integer column
@@ -55,14 +66,15 @@ struct SettingsTable {
 };
 
 struct SettingsCacheConfig {
+  // Label in stats and metrics: 1 to 64 of A-Z a-z 0-9 _ . : -.
   std::string name = "settings";
   SettingsTable table;
   std::chrono::milliseconds ttl{5 * 60'000};  // zero: until saved or invalidated
-  std::size_t max_entities = 10'000;
-  std::shared_ptr<CacheClock> clock;  // null: default_clock()
+  std::size_t max_entities = 10'000;          // at least 1
+  std::shared_ptr<CacheClock> clock;          // null: default_clock()
 
-  // Throws std::invalid_argument naming the field: the name, the TTL, and
-  // table and column names (letters, digits, '_', one optional '.').
+  // Throws std::invalid_argument naming the first invalid field (as
+  // "SettingsCacheConfig.<field>") and its value.
   void validate() const;
 };
 
@@ -82,15 +94,25 @@ concept SettingValue = requires(std::string_view text, T* out) {
   { parse_setting(text, out) } -> std::same_as<bool>;
 };
 
+// A SettingValue that owns what it holds, so it may outlive the cached
+// Settings it was read from (std::string_view may not).
+template <class T>
+concept OwningSettingValue = SettingValue<T> && !std::same_as<std::remove_cv_t<T>, std::string_view>;
+
 // The settings of one entity as loaded: an immutable value.
 class Settings {
  public:
   using Map = std::unordered_map<std::string, std::string, CacheHash<std::string>, std::equal_to<>>;
 
-  Settings(std::string table, std::string entity_column, std::int64_t entity, Map values)
-      : table_(std::move(table)), entity_column_(std::move(entity_column)), entity_(entity),
-        values_(std::move(values)) {}
+  // What parse() found.
+  enum class Parse { kOk, kMissing, kBadValue };
 
+  // table says where the settings came from, for error messages; every
+  // Settings of one cache shares it. REQUIRES: table is not null.
+  Settings(std::shared_ptr<const SettingsTable> table, std::int64_t entity, Map values)
+      : table_(std::move(table)), entity_(entity), values_(std::move(values)) {}
+
+  const SettingsTable& table() const noexcept { return *table_; }
   std::int64_t entity() const noexcept { return entity_; }
   const Map& values() const noexcept { return values_; }
   bool contains(std::string_view key) const { return values_.find(key) != values_.end(); }
@@ -111,6 +133,15 @@ class Settings {
     return get<T>(key);
   }
 
+  // As get(), but says what went wrong instead of throwing it (a
+  // std::string may still throw std::bad_alloc). *out is set for kOk only.
+  template <SettingValue T>
+  Parse parse(std::string_view key, T* out) const {
+    const auto it = values_.find(key);
+    if (it == values_.end()) return Parse::kMissing;
+    return parse_setting(it->second, out) ? Parse::kOk : Parse::kBadValue;
+  }
+
  private:
   const std::string& raw(std::string_view key) const;
   [[noreturn]] void type_error(std::string_view key, std::string_view type) const;
@@ -122,8 +153,7 @@ class Settings {
   static std::string_view type_name(const long long*) { return "long long"; }
   static std::string_view type_name(const double*) { return "double"; }
 
-  std::string table_;
-  std::string entity_column_;
+  std::shared_ptr<const SettingsTable> table_;
   std::int64_t entity_;
   Map values_;
 };
@@ -135,20 +165,53 @@ class SettingsCache {
 
   // All settings of entity: from the cache, or one query through the pool
   // (concurrent misses share it). site is recorded on the lease.
+  //
+  // The query runs on a connection the thread does not hold: if the thread
+  // holds a lease on the pool, on one of its own (Pool::acquire_new), so an
+  // uncommitted write of the caller's is never cached. That takes a second
+  // connection; if every connection is held by threads doing the same, each
+  // waits checkout_timeout and gets PoolTimeout (size the pool for two per
+  // such thread). Throws what the pool and the database throw.
   std::shared_ptr<const Settings> settings(std::int64_t entity,
                                            std::source_location site = std::source_location::current());
 
-  // One setting as T (see Settings::get). Throws SettingNotFound, SettingTypeError.
-  template <SettingValue T>
+  // One setting as T (see Settings::get), read in place in the cache. Loads
+  // as settings() does. Throws SettingNotFound, SettingTypeError. Not for
+  // std::string_view, which would outlive the cached settings: use
+  // settings(entity)->get<std::string_view>(key) and keep the shared_ptr.
+  template <OwningSettingValue T>
   T get(std::int64_t entity, std::string_view key,
         std::source_location site = std::source_location::current()) {
-    return settings(entity, site)->template get<T>(key);
+    T value{};
+    std::shared_ptr<const Settings> failed;  // set only when the read fails: thrown outside the lock
+    cache_.visit_or_load(entity, loader(site), [&](const std::shared_ptr<const Settings>& s) {
+      if (s->parse(key, &value) != Settings::Parse::kOk) failed = s;
+    });
+    if (failed != nullptr) return failed->template get<T>(key);  // throws the precise error
+    return value;
   }
 
-  template <SettingValue T>
+  // As get(), but nullopt when the entity has no such setting.
+  template <OwningSettingValue T>
   std::optional<T> find(std::int64_t entity, std::string_view key,
                         std::source_location site = std::source_location::current()) {
-    return settings(entity, site)->template find<T>(key);
+    std::optional<T> value;
+    std::shared_ptr<const Settings> failed;
+    cache_.visit_or_load(entity, loader(site), [&](const std::shared_ptr<const Settings>& s) {
+      T parsed{};
+      switch (s->parse(key, &parsed)) {
+        case Settings::Parse::kOk:
+          value.emplace(std::move(parsed));
+          break;
+        case Settings::Parse::kMissing:
+          break;
+        case Settings::Parse::kBadValue:
+          failed = s;
+          break;
+      }
+    });
+    if (failed != nullptr) return failed->template find<T>(key);  // throws SettingTypeError
+    return value;
   }
 
   // Writes the settings in one transaction, commits, then invalidates the
@@ -175,11 +238,15 @@ class SettingsCache {
   TtlCache<std::int64_t, std::shared_ptr<const Settings>>& cache() noexcept { return cache_; }
 
  private:
+  auto loader(const std::source_location& site) {
+    return [this, &site](const std::int64_t& entity) { return load(entity, site); };
+  }
   std::shared_ptr<const Settings> load(std::int64_t entity, const std::source_location& site);
 
   // Constant after construction.
   Pool& pool_;
   const SettingsCacheConfig config_;
+  const std::shared_ptr<const SettingsTable> table_;  // config_.table, shared by every Settings
   const std::string select_sql_;
   const std::string upsert_sql_;
   TtlCache<std::int64_t, std::shared_ptr<const Settings>> cache_;

@@ -11,9 +11,12 @@
 //   configs.invalidate_glob("pair:*");
 //
 // The cache is split into shards, each with its own lock, eviction list and
-// map, so writers on different keys rarely meet; a hit shares its shard's
-// lock through a slot of its own CPU, so readers do not slow each other
-// down at all. A hit copies V and nothing else: store
+// map, so writers on different keys rarely meet. A hit shares its shard's
+// lock through a slot of its own CPU, so hits on one shard take no lock in
+// common. What a hit still shares is the value it copies out: get() copies
+// V, and copying a std::shared_ptr increments (and later decrements) a
+// count that every reader of that entry writes. visit() reads the value in
+// place, under the shared lock, and copies nothing. Store
 // std::shared_ptr<const T> when copying T would allocate.
 //
 // Single flight: concurrent misses on one key run the loader once; the others
@@ -47,6 +50,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -101,17 +105,17 @@ struct Invalidation {
   std::string pattern;   // kPrefix, kGlob
 };
 
-// What warm() did.
+// What warm() did, key by key.
 struct WarmResult {
-  std::size_t loaded = 0;   // keys loaded now
-  std::size_t present = 0;  // keys already cached
-  std::size_t failed = 0;   // keys whose loader threw
+  std::size_t loaded = 0;       // keys loaded now
+  std::size_t present = 0;      // keys already cached
+  std::size_t in_progress = 0;  // keys another thread was loading: left to that load
+  std::size_t failed = 0;       // keys whose loader threw
 };
 
 template <class K, class V, class Hash = CacheHash<K>, class Eq = std::equal_to<>>
 class TtlCache {
  public:
-  using Clock = CacheClock;
   using Listener = std::function<void(const Invalidation<K>&)>;
 
   explicit TtlCache(TtlCacheConfig config = {});
@@ -123,22 +127,50 @@ class TtlCache {
   template <class Q = K>
   std::optional<V> get(const Q& key);
 
+  // As get(), but calls f(const V&) on the cached value in place instead of
+  // copying it; returns whether it did. f runs under the shard's lock: it
+  // must be short and must not use this cache.
+  template <class Q = K, class F>
+  bool visit(const Q& key, F&& f);
+
   // Caches value for ttl (the cache's TTL if absent; zero: no expiry).
+  // Throws std::invalid_argument for a negative ttl.
   void put(const K& key, V value, std::optional<std::chrono::milliseconds> ttl = std::nullopt);
 
   // The cached value; on a miss runs loader(key) once however many threads
   // miss together, caches its result (unless invalidated meanwhile) and
-  // returns it. The loader's exception reaches every waiter; nothing is cached.
+  // returns it. The loader's exception reaches every waiter; nothing is
+  // cached. Throws std::invalid_argument for a negative ttl, before loading.
   template <class F>
   V get_or_load(const K& key, F&& loader, std::optional<std::chrono::milliseconds> ttl = std::nullopt);
 
-  // Loads every key of keys not already cached. Failures are counted, not thrown.
+  // As get_or_load(), but calls f(const V&) with the value instead of
+  // returning a copy: on a hit in place, under the shard's lock (f must be
+  // short and must not use this cache), otherwise on the loaded value.
+  template <class F, class L>
+  void visit_or_load(const K& key, L&& loader, F&& f,
+                     std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+
+  // Runs loader(key) now, cached or not, and caches its result with what the
+  // load cost (so later hits count the sessions they spare). A load of key
+  // already running is superseded: its result still reaches its waiters but
+  // not the cache. Callers missing meanwhile wait for this load. Counts a
+  // load, not a miss. Throws what the loader throws (nothing cached).
+  template <class F>
+  V reload(const K& key, F&& loader, std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+
+  // Loads every key of keys that is neither cached nor being loaded by
+  // another thread (those count as in_progress; this does not wait for
+  // them). Neither hits nor misses are counted; failures are counted, not
+  // thrown.
   template <class Range, class F>
   WarmResult warm(const Range& keys, F&& loader);
 
   // Reloads, in the background, entries that were read since they were
   // loaded and are older than refresh_after, so hot keys never expire into a
-  // miss. A failed reload keeps the old value until its TTL. Call once.
+  // miss; a key whose load is already running is left to it. A failed
+  // reload keeps the old value until its TTL. Call once: a second call
+  // throws std::logic_error.
   void enable_refresh(std::function<V(const K&)> loader, std::chrono::milliseconds refresh_after);
 
   // Removes key; returns whether it was cached.
@@ -177,6 +209,19 @@ class TtlCache {
   struct Probe;
   struct MapHash;
   struct MapEq;
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  // What a shared-lock lookup found.
+  enum class Lookup { kHit, kAbsent, kExpired };
+  // Why load() was called.
+  enum class LoadMode {
+    kGet,      // a miss: take the entry if it is there after all, else join or start a load
+    kWarm,     // load unless cached or being loaded; count no hit or miss
+    kRefresh,  // load again unless a load is running; the old entry serves meanwhile
+    kReload,   // load again, superseding a running load
+  };
+  // What load() did.
+  enum class LoadOutcome { kLoaded, kHit, kJoined, kPresent, kInProgress };
 
   // A key's hash, computed once per call: it picks the shard and the bucket.
   template <class Q>
@@ -184,13 +229,27 @@ class TtlCache {
     return Hash{}(key);
   }
   Shard& shard_of(std::size_t hash) const noexcept;
-  std::chrono::steady_clock::time_point expiry(std::chrono::steady_clock::time_point now,
-                                               std::optional<std::chrono::milliseconds> ttl) const;
+  // ttl, or the cache's; throws std::invalid_argument when negative.
+  std::chrono::milliseconds checked_ttl(std::optional<std::chrono::milliseconds> ttl) const;
+  static TimePoint expiry(TimePoint now, std::chrono::milliseconds ttl) noexcept;
+  // The hit path, under the shard's shared lock: on a live entry counts a
+  // hit and calls f(value). An absent key counts a miss if kCountAbsent.
+  template <bool kCountAbsent, class Q, class F>
+  Lookup try_hit(Shard& s, const Probe<Q>& probe, TimePoint now, F& f);
+  // Everything but a shared-lock hit. Sets out to the value for kLoaded,
+  // kHit and kJoined. Rethrows the loader's (or the joined load's) error.
   template <class F>
-  V load(const K& key, std::size_t hash, F&& loader, std::optional<std::chrono::milliseconds> ttl,
-         bool refresh);
+  LoadOutcome load(Shard& s, const Probe<K>& probe, TimePoint now, F& loader, std::chrono::milliseconds ttl,
+                   LoadMode mode, std::optional<V>& out);
+  // Invalidations without the listener: the public calls notify after
+  // them; apply() does not.
+  bool erase_local(const K& key);
+  std::size_t prefix_local(std::string_view prefix)
+    requires StringKey<K>;
+  std::size_t glob_local(std::string_view pattern)
+    requires StringKey<K>;
   template <class Pred>
-  std::size_t invalidate_matching(Pred pred, bool everything);
+  std::size_t invalidate_matching(Pred pred);
   void notify(const Invalidation<K>& invalidation);
   void refresh_loop(std::stop_token stop, std::function<V(const K&)> loader,
                     std::chrono::milliseconds refresh_after);
@@ -199,13 +258,13 @@ class TtlCache {
   const TtlCacheConfig config_;
   const std::shared_ptr<CacheClock> clock_;
   const std::size_t shard_mask_;
-  const std::size_t shard_capacity_;
   const std::unique_ptr<Shard[]> shards_;
 
   poolscope::detail::Mutex listener_mu_;
   std::shared_ptr<const Listener> listener_ POOLSCOPE_GUARDED_BY(listener_mu_);
 
-  std::jthread refresher_;  // last: stops before the shards go
+  poolscope::detail::Mutex refresh_mu_;
+  std::jthread refresher_ POOLSCOPE_GUARDED_BY(refresh_mu_);  // last: stops before the shards go
 };
 
 }  // namespace poolscope::cache

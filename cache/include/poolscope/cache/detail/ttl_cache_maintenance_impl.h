@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <utility>
 
 namespace poolscope::cache {
 
@@ -15,6 +16,7 @@ void TtlCache<K, V, Hash, Eq>::enable_refresh(std::function<V(const K&)> loader,
     throw std::invalid_argument("TtlCache::enable_refresh: refresh_after must be positive (got " +
                                 std::to_string(refresh_after.count()) + " ms)");
   }
+  poolscope::detail::MutexLock lock(refresh_mu_);
   if (refresher_.joinable()) throw std::logic_error("TtlCache::enable_refresh: already enabled");
   refresher_ = std::jthread([this, loader = std::move(loader), refresh_after](std::stop_token stop) {
     refresh_loop(stop, loader, refresh_after);
@@ -43,8 +45,10 @@ void TtlCache<K, V, Hash, Eq>::refresh_loop(std::stop_token stop, std::function<
         }
       }
       for (const K& key : due) {
+        const Probe<K> probe{key, hash_of(key)};
+        std::optional<V> unused;
         try {
-          load(key, hash_of(key), loader, std::nullopt, /*refresh=*/true);
+          load(s, probe, clock_->now(), loader, config_.ttl, LoadMode::kRefresh, unused);
         } catch (...) {
           // Counted as a load failure; the old value serves until its TTL.
         }
@@ -55,49 +59,59 @@ void TtlCache<K, V, Hash, Eq>::refresh_loop(std::stop_token stop, std::function<
 
 template <class K, class V, class Hash, class Eq>
 template <class Pred>
-std::size_t TtlCache<K, V, Hash, Eq>::invalidate_matching(Pred pred, bool everything) {
+std::size_t TtlCache<K, V, Hash, Eq>::invalidate_matching(Pred pred) {
   std::size_t removed = 0;
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
     typename Shard::WriterLock lock(s.mu);
     for (auto it = s.map.begin(); it != s.map.end();) {
       auto next = std::next(it);
-      if (everything || pred(it->first.key)) {
-        s.remove(it);
-        ++s.counts.evictions_invalidated;
+      if (pred(std::as_const(it->first.key))) {
+        s.invalidate(it);
         ++removed;
       }
       it = next;
     }
     for (auto it = s.flights.begin(); it != s.flights.end();) {
-      if (everything || pred(it->first)) {
-        it->second->stale = true;
-        it = s.flights.erase(it);
-      } else {
-        ++it;
-      }
+      it = pred(std::as_const(it->first)) ? s.detach_flight(it) : std::next(it);
     }
   }
   return removed;
 }
 
 template <class K, class V, class Hash, class Eq>
-bool TtlCache<K, V, Hash, Eq>::erase(const K& key) {
+bool TtlCache<K, V, Hash, Eq>::erase_local(const K& key) {
   const Probe<K> probe{key, hash_of(key)};
   Shard& s = shard_of(probe.hash);
-  bool removed = false;
-  {
-    typename Shard::WriterLock lock(s.mu);
-    if (auto it = s.map.find(probe); it != s.map.end()) {
-      s.remove(it);
-      ++s.counts.evictions_invalidated;
-      removed = true;
-    }
-    if (auto it = s.flights.find(key); it != s.flights.end()) {
-      it->second->stale = true;
-      s.flights.erase(it);
-    }
-  }
+  typename Shard::WriterLock lock(s.mu);
+  s.detach_flight(key);
+  const auto it = s.map.find(probe);
+  if (it == s.map.end()) return false;
+  s.invalidate(it);
+  return true;
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t TtlCache<K, V, Hash, Eq>::prefix_local(std::string_view prefix)
+  requires StringKey<K>
+{
+  return invalidate_matching([prefix](const K& key) { return std::string_view(key).starts_with(prefix); });
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t TtlCache<K, V, Hash, Eq>::glob_local(std::string_view pattern)
+  requires StringKey<K>
+{
+  const std::string_view literal = glob_literal_prefix(pattern);
+  return invalidate_matching([pattern, literal](const K& key) {
+    const std::string_view k(key);
+    return k.starts_with(literal) && glob_match(pattern, k);
+  });
+}
+
+template <class K, class V, class Hash, class Eq>
+bool TtlCache<K, V, Hash, Eq>::erase(const K& key) {
+  const bool removed = erase_local(key);
   notify({Invalidation<K>::Kind::kKey, key, {}});
   return removed;
 }
@@ -106,8 +120,7 @@ template <class K, class V, class Hash, class Eq>
 std::size_t TtlCache<K, V, Hash, Eq>::invalidate_prefix(std::string_view prefix)
   requires StringKey<K>
 {
-  const std::size_t n = invalidate_matching(
-      [prefix](const K& key) { return std::string_view(key).starts_with(prefix); }, false);
+  const std::size_t n = prefix_local(prefix);
   notify({Invalidation<K>::Kind::kPrefix, std::nullopt, std::string(prefix)});
   return n;
 }
@@ -116,13 +129,7 @@ template <class K, class V, class Hash, class Eq>
 std::size_t TtlCache<K, V, Hash, Eq>::invalidate_glob(std::string_view pattern)
   requires StringKey<K>
 {
-  const std::string_view literal = glob_literal_prefix(pattern);
-  const std::size_t n = invalidate_matching(
-      [pattern, literal](const K& key) {
-        const std::string_view k(key);
-        return k.starts_with(literal) && glob_match(pattern, k);
-      },
-      false);
+  const std::size_t n = glob_local(pattern);
   notify({Invalidation<K>::Kind::kGlob, std::nullopt, std::string(pattern)});
   return n;
 }
@@ -130,12 +137,12 @@ std::size_t TtlCache<K, V, Hash, Eq>::invalidate_glob(std::string_view pattern)
 template <class K, class V, class Hash, class Eq>
 template <class Pred>
 std::size_t TtlCache<K, V, Hash, Eq>::invalidate_if(Pred pred) {
-  return invalidate_matching(pred, false);
+  return invalidate_matching(std::move(pred));
 }
 
 template <class K, class V, class Hash, class Eq>
 void TtlCache<K, V, Hash, Eq>::clear() {
-  invalidate_matching([](const K&) { return true; }, true);
+  invalidate_matching([](const K&) { return true; });
   notify({Invalidation<K>::Kind::kAll, std::nullopt, {}});
 }
 
@@ -180,25 +187,16 @@ void TtlCache<K, V, Hash, Eq>::apply(const Invalidation<K>& invalidation) {
   using Kind = typename Invalidation<K>::Kind;
   switch (invalidation.kind) {
     case Kind::kKey:
-      if (invalidation.key) {
-        invalidate_matching([&](const K& key) { return Eq{}(key, *invalidation.key); }, false);
-      }
+      if (invalidation.key) erase_local(*invalidation.key);
       break;
     case Kind::kPrefix:
+      if constexpr (StringKey<K>) prefix_local(invalidation.pattern);
+      break;
     case Kind::kGlob:
-      if constexpr (StringKey<K>) {
-        const std::string& p = invalidation.pattern;
-        const bool glob = invalidation.kind == Kind::kGlob;
-        invalidate_matching(
-            [&](const K& key) {
-              const std::string_view k(key);
-              return glob ? glob_match(p, k) : k.starts_with(p);
-            },
-            false);
-      }
+      if constexpr (StringKey<K>) glob_local(invalidation.pattern);
       break;
     case Kind::kAll:
-      invalidate_matching([](const K&) { return true; }, true);
+      invalidate_matching([](const K&) { return true; });
       break;
   }
 }

@@ -4,7 +4,9 @@
 // Invariants, per shard and under its exclusive lock: every entry of `map`
 // is in the eviction list exactly once; `bytes` is the sum of the entries'
 // sizes; `flights` holds at most one running load per key, and a load that
-// an invalidation covered is marked stale and removed from it.
+// an invalidation, a put or a reload superseded is marked stale and removed
+// from it (detach_flight). A flight leaves `flights` and is marked done, with
+// a value or an error, exactly once (end_flight), however its load ends.
 //
 // A hit takes the shard's lock shared (ReadMostlyMutex: the reader's own
 // CPU slot), so hits write no line another core reads: they count into
@@ -112,7 +114,8 @@ struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
 
   mutable Mutex mu;
   Map map;
-  std::unordered_map<K, std::shared_ptr<Flight>, Hash, Eq> flights;
+  using Flights = std::unordered_map<K, std::shared_ptr<Flight>, Hash, Eq>;
+  Flights flights;
   Node* head = nullptr;  // the most recently inserted or promoted
   Node* tail = nullptr;  // where the clock hand looks first
   std::size_t capacity = 0;
@@ -148,8 +151,9 @@ struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
     }
     return &it->second;
   }
-  // A hit on n, counted in hits/sessions (a reader's slot or the shard's).
-  static V hit(const Node& n, std::uint64_t& hits, std::uint64_t& sessions) {
+  // Counts a hit on n in hits/sessions (a reader's slot or the shard's) and
+  // marks n read; a reader writes the bits only when they are clear.
+  static void count_hit(const Node& n, std::uint64_t& hits, std::uint64_t& sessions) noexcept {
     if (!n.referenced.load(std::memory_order_relaxed)) n.referenced.store(true, std::memory_order_relaxed);
     if (!n.read_since_load.load(std::memory_order_relaxed)) {
       n.read_since_load.store(true, std::memory_order_relaxed);
@@ -157,9 +161,30 @@ struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
     ++hits;
     sessions += n.cost;
     detail::credit_sessions_avoided(n.cost);
-    return n.value;
   }
-  V hit(const Node& n) { return hit(n, counts.hits, counts.sessions_avoided); }
+  void count_hit(const Node& n) noexcept { count_hit(n, counts.hits, counts.sessions_avoided); }
+  // Removes the entry at it as invalidated.
+  void invalidate(typename Map::iterator it) {
+    remove(it);
+    ++counts.evictions_invalidated;
+  }
+  // Supersedes the running load of key, if any: marked stale, its result
+  // goes to its waiters but not into the map, and the next miss starts a
+  // new load.
+  void detach_flight(const K& key) {
+    if (auto it = flights.find(key); it != flights.end()) detach_flight(it);
+  }
+  typename Flights::iterator detach_flight(typename Flights::iterator it) {
+    it->second->stale = true;
+    return flights.erase(it);
+  }
+  // Ends flight f of key: done (REQUIRES: with a value or an error), out of
+  // `flights` unless superseded already, its waiters woken.
+  void end_flight(const K& key, const std::shared_ptr<Flight>& f) noexcept {
+    f->done = true;
+    if (auto it = flights.find(key); it != flights.end() && it->second == f) flights.erase(it);
+    f->done_cv.notify_all();
+  }
   // Removes one entry: the first from the tail not read since the hand
   // passed it. REQUIRES: the map is not empty.
   void evict_one() {
@@ -183,8 +208,8 @@ struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
       link_front(&it->second);
     } else {
       Node& n = it->second;
+      n.value = value;  // first: if copying throws, the entry is unchanged
       bytes -= n.bytes;
-      n.value = value;
       n.expires = expires;
       n.loaded = now;
       n.cost = cost;
