@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Installs what poolscope needs, from Debian 12 packages, skipping what is
-# already there.
+# already there. Runs apt-get as root, or through sudo.
 #
 #   scripts/install-deps.sh build   compilers and libraries (enough for the demo)
 #   scripts/install-deps.sh all     the same plus the servers the tests start
-#                                   (PostgreSQL, Redis, Prometheus)
+#                                   (PostgreSQL, Prometheus and its promtool)
 set -euo pipefail
 
 what=${1:-all}
+if [[ "$what" != "build" && "$what" != "all" ]]; then
+  echo "usage: install-deps.sh build|all" >&2
+  exit 2
+fi
 libraries=(
   build-essential cmake ninja-build pkg-config
   libsoci-dev libboost-dev libpq-dev libsqlite3-dev
   prometheus-cpp-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libhiredis-dev nlohmann-json3-dev libcli11-dev
+  nlohmann-json3-dev libcli11-dev
 )
-servers=(postgresql redis-server prometheus)
+servers=(postgresql prometheus)
 
 missing() {
   local pkg
@@ -25,12 +29,21 @@ missing() {
 
 apt_install() {
   local sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  if [[ $(id -u) -ne 0 ]]; then
+    if ! command -v sudo >/dev/null; then
+      echo "install-deps: installing $* needs root, and sudo is not installed;" \
+           "run this script as root (or install sudo)" >&2
+      exit 1
+    fi
+    sudo=(sudo)
+  fi
   if [[ -z "${POOLSCOPE_APT_UPDATED:-}" ]]; then
     "${sudo[@]}" apt-get update -qq
     export POOLSCOPE_APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
+  # As an argument of sudo: sudo resets the environment, so a variable set
+  # in front of it would not reach apt-get.
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 mapfile -t need < <(missing "${libraries[@]}")
@@ -45,7 +58,4 @@ if [[ "$what" == "all" ]]; then
     echo "install-deps: installing servers ${need[*]}"
     apt_install --no-install-recommends "${need[@]}"
   fi
-elif [[ "$what" != "build" ]]; then
-  echo "usage: install-deps.sh build|all" >&2
-  exit 2
 fi

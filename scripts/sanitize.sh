@@ -3,6 +3,10 @@
 #   scripts/sanitize.sh thread     ThreadSanitizer      (build-tsan/)
 #   scripts/sanitize.sh address    AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 # Further arguments go to ctest.
+#
+# The library's suites only: tools and benchmarks are not built, so
+# tools_tests (poolscope-load end to end) and grafana_e2e_tests (the
+# dashboard against Prometheus) do not run here; scripts/test.sh runs them.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 kind=${1:?usage: sanitize.sh thread|address [ctest args]}
@@ -17,6 +21,8 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLSC
   -DPOOLSCOPE_BUILD_TOOLS=OFF -DPOOLSCOPE_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" -j2
 cd "$build"
+echo "sanitize.sh: $kind sanitizer; tools_tests and grafana_e2e_tests are not part of this run" \
+     "(poolscope-load is not built; scripts/test.sh runs them)"
 # halt_on_error: a report fails the test that caused it.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 export ASAN_OPTIONS="detect_leaks=1 ${ASAN_OPTIONS:-}"

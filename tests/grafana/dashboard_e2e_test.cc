@@ -1,20 +1,19 @@
 // The dashboard against a real Prometheus scraping a running poolscope-load
-// (started by the ctest fixtures 'load_metrics' and 'prometheus'): every
-// panel query, with the variables substituted, must run, and the core
-// panels must return data.
+// (both started by the ctest fixture 'metrics_stack'): every panel query,
+// with the variables substituted, must run, and the core panels must return
+// data.
 
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 #include <thread>
 
+#include "dashboard.h"
 #include "http_client.h"
+#include "test_util.h"
 
 namespace {
 
@@ -22,27 +21,13 @@ using nlohmann::json;
 using poolscope::testing::http_request;
 using poolscope::testing::url_encode;
 
-std::map<std::string, std::string> read_env(const char* variable) {
-  const char* path = std::getenv(variable);
-  if (path == nullptr) throw std::runtime_error(std::string(variable) + " is not set: run this test through ctest");
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(std::string("missing ") + path + ": the ctest fixture did not start the server");
-  std::map<std::string, std::string> out;
-  for (std::string line; std::getline(in, line);) {
-    const auto eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
-
 class GrafanaEndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto env = read_env("POOLSCOPE_PROM_ENV");
+    const auto env = poolscope::testing::read_env_file("POOLSCOPE_PROM_ENV", "metrics_stack");
     port_ = std::stoi(env.at("port"));
     job_ = env.at("job");
-    std::ifstream in(POOLSCOPE_DASHBOARD);
-    dashboard_ = json::parse(in);
+    dashboard_ = poolscope::testing::load_dashboard();
     // Wait until the target is up and rates over 10 s have samples.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
     for (;;) {
@@ -62,25 +47,17 @@ class GrafanaEndToEndTest : public ::testing::Test {
 
   json query(const std::string& expr) { return api("/api/v1/query?query=" + url_encode(expr)); }
 
-  std::string substitute(std::string expr) const {
-    const std::pair<std::string, std::string> vars[] = {
-        {"$__rate_interval", "10s"}, {"$job", job_}, {"$instance", ".+"}, {"$pool", ".*"}, {"$cache", ".*"}};
-    for (const auto& [from, to] : vars) {
-      for (std::size_t pos = expr.find(from); pos != std::string::npos; pos = expr.find(from, pos + to.size())) {
-        expr.replace(pos, from.size(), to);
-      }
-    }
-    return expr;
-  }
-
-  // Panels as (title, exprs).
+  // Panels as (title, exprs), the variables substituted: this Prometheus
+  // scrapes every second, and only the fixture's job.
   std::vector<std::pair<std::string, std::vector<std::string>>> panels() const {
+    const poolscope::testing::DashboardVariables values{.rate_interval = "10s", .job = job_};
     std::vector<std::pair<std::string, std::vector<std::string>>> out;
-    for (const json& p : dashboard_["panels"]) {
-      if (p.value("type", "") == "row") continue;
+    for (const json& p : poolscope::testing::panels_of(dashboard_)) {
       std::vector<std::string> exprs;
-      for (const json& t : p["targets"]) exprs.push_back(substitute(t["expr"]));
-      out.emplace_back(p["title"], std::move(exprs));
+      for (const json& t : p.value("targets", json::array())) {
+        exprs.push_back(poolscope::testing::substitute(t.value("expr", ""), values));
+      }
+      out.emplace_back(p.value("title", "?"), std::move(exprs));
     }
     return out;
   }

@@ -4,10 +4,7 @@
 // parses with Prometheus's own parser (promtool).
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,6 +12,7 @@
 #include <set>
 
 #include "capturing_sink.h"
+#include "dashboard.h"
 #include "exposition.h"
 #include "poolscope/exporters/metrics_collector.h"
 #include "test_db.h"
@@ -24,23 +22,9 @@ namespace {
 
 using nlohmann::json;
 
-json load_dashboard() {
-  std::ifstream in(POOLSCOPE_DASHBOARD);
-  return json::parse(in);
-}
-
-// Every panel, rows' children included, rows themselves excluded.
-std::vector<json> panels_of(const json& dashboard) {
-  std::vector<json> out;
-  for (const json& p : dashboard["panels"]) {
-    if (p.value("type", "") == "row") {
-      for (const json& child : p.value("panels", json::array())) out.push_back(child);
-    } else {
-      out.push_back(p);
-    }
-  }
-  return out;
-}
+using poolscope::testing::load_dashboard;
+using poolscope::testing::panels_of;
+using poolscope::testing::substitute;
 
 struct Target {
   std::string panel;
@@ -116,19 +100,6 @@ bool is_counter_sample(const std::string& metric) {
     if (metric.ends_with(suffix)) return true;
   }
   return false;
-}
-
-// The expression with the dashboard's variables replaced as Grafana would.
-std::string substitute(std::string expr) {
-  const std::pair<const char*, const char*> vars[] = {{"$__rate_interval", "1m"}, {"$instance", ".+"},
-                                                      {"$job", ".+"},           {"$pool", ".*"},
-                                                      {"$cache", ".*"}};
-  for (const auto& [from, to] : vars) {
-    for (std::size_t pos = expr.find(from); pos != std::string::npos; pos = expr.find(from, pos)) {
-      expr.replace(pos, std::strlen(from), to);
-    }
-  }
-  return expr;
 }
 
 // Runs expressions through Prometheus's parser: promtool check rules on a

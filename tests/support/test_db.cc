@@ -5,11 +5,11 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <fstream>
 #include <map>
 #include <random>
 #include <stdexcept>
+
+#include "test_util.h"
 
 namespace poolscope::testing {
 namespace {
@@ -39,22 +39,7 @@ std::string PgServer::url(const std::string& dbname) const {
 
 const PgServer& pg_server() {
   static const PgServer server = [] {
-    const char* path = std::getenv("POOLSCOPE_PG_ENV");
-    if (path == nullptr || *path == '\0') {
-      throw std::runtime_error(
-          "POOLSCOPE_PG_ENV is not set: run the PostgreSQL tests through ctest, whose fixture "
-          "starts a throwaway server (tests/fixtures/pg_server.sh)");
-    }
-    std::ifstream in(path);
-    if (!in) {
-      throw std::runtime_error(std::string("no PostgreSQL test server: ") + path +
-                               " is missing; the ctest fixture 'postgres' did not start it");
-    }
-    std::map<std::string, std::string> values;
-    for (std::string line; std::getline(in, line);) {
-      const auto eq = line.find('=');
-      if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
-    }
+    std::map<std::string, std::string> values = read_env_file("POOLSCOPE_PG_ENV", "postgres");
     return PgServer{values["host"], values["port"], values["user"], values["password"]};
   }();
   return server;

@@ -5,13 +5,19 @@
 //   poolscope-load                                  # embedded SQLite, mode pool
 //   poolscope-load --mode reuse --threads 8 --duration 10
 //   poolscope-load --db postgresql://app:pw@127.0.0.1:5432/app --json out.json
+//
+// Exit status: 0 when every run finished cleanly (checkout timeouts are
+// measured, not failures; Ctrl-C ends a single run early with its summary),
+// 1 when the database cannot be set up, a render failed, a read was stale or
+// an invariant broke, 2 for bad options, and 128 + the signal (130 for
+// Ctrl-C) for a --compare that a signal cut short: its table and JSON are
+// then marked partial.
 
 #include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 
 #include "poolscope/pool/errors.h"
 #include "report.h"
@@ -116,21 +122,22 @@ int run(int argc, char** argv) {
   if (leak_option->count() > 0) options.leak_threshold = std::chrono::duration<double>(leak_threshold);
   if (churn_option->count() > 0) options.churn_threshold = churn_threshold;
 
-  // Ctrl-C or SIGTERM ends the run early, with its summary.
-  std::signal(SIGINT, [](int) { poolscope::load::request_stop(); });
-  std::signal(SIGTERM, [](int) { poolscope::load::request_stop(); });
+  // Ctrl-C or SIGTERM ends the run early, with its summary; in --compare,
+  // the modes not yet run are skipped.
+  std::signal(SIGINT, [](int signal) { poolscope::load::request_stop(signal); });
+  std::signal(SIGTERM, [](int signal) { poolscope::load::request_stop(signal); });
 
+  // One run, or --compare's runs in mode order.
   std::vector<poolscope::load::RunResult> results;
-  poolscope::load::RunResult result;
   try {
     if (compare) {
-      for (Mode m : {Mode::kNaive, Mode::kPool, Mode::kReuse, Mode::kCached}) {
+      for (Mode m : poolscope::load::kCompareModes) {
+        if (poolscope::load::stop_requested()) break;
         options.mode = m;
         results.push_back(poolscope::load::run(options));
       }
-      result = results.back();
     } else {
-      result = poolscope::load::run(options);
+      results.push_back(poolscope::load::run(options));
     }
   } catch (const poolscope::Error& e) {
     std::fprintf(stderr, "poolscope-load: %s\n", e.what());
@@ -144,18 +151,16 @@ int run(int argc, char** argv) {
     return 1;
   }
 
-  if (!result.stats_json.empty()) std::fprintf(stderr, "%s\n", result.stats_json.c_str());
+  for (const auto& r : results) {
+    if (!r.stats_json.empty()) std::fprintf(stderr, "%s\n", r.stats_json.c_str());
+  }
   // With --json - the JSON owns stdout, so the tables go to stderr.
   std::FILE* const table = json_path == "-" ? stderr : stdout;
-  if (compare) {
-    for (const auto& r : results) poolscope::load::print_summary(table, r);
-    poolscope::load::print_comparison(table, results);
-  } else {
-    poolscope::load::print_summary(table, result);
-  }
+  for (const auto& r : results) poolscope::load::print_summary(table, r);
+  if (compare) poolscope::load::print_comparison(table, results);
   std::uint64_t stale = 0, errors = 0, violations = 0;
   std::string first_error;
-  for (const auto& r : compare ? results : std::vector<poolscope::load::RunResult>{result}) {
+  for (const auto& r : results) {
     stale += r.stale_reads;
     errors += r.errors;
     violations += r.invariant_violations.size();
@@ -163,7 +168,8 @@ int run(int argc, char** argv) {
   }
   if (!json_path.empty()) {
     const std::string text =
-        (compare ? poolscope::load::comparison_json(results) : poolscope::load::to_json(result)).dump(2) + "\n";
+        (compare ? poolscope::load::comparison_json(results) : poolscope::load::to_json(results.front())).dump(2) +
+        "\n";
     if (json_path == "-") {
       std::fwrite(text.data(), 1, text.size(), stdout);
     } else {
@@ -188,6 +194,11 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "poolscope-load: %llu renders failed; first error: %s\n",
                  static_cast<unsigned long long>(errors), first_error.c_str());
     return 1;
+  }
+  if (compare && poolscope::load::is_partial(results)) {
+    std::fprintf(stderr, "poolscope-load: interrupted; the comparison is partial\n");
+    const int signal = poolscope::load::stop_signal();
+    return signal > 0 ? 128 + signal : 130;
   }
   return 0;
 }

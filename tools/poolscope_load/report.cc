@@ -1,6 +1,7 @@
 #include "report.h"
 
 #include <chrono>
+#include <map>
 #include <string>
 
 #include "poolscope/pool/duration_text.h"
@@ -21,8 +22,9 @@ std::string number(double v, int decimals) {
 }  // namespace
 
 void print_summary(std::FILE* out, const RunResult& r) {
-  std::fprintf(out, "\npoolscope-load: %s scenario, mode %s, %s, %d threads, %.1f s\n",
-               r.scenario.c_str(), r.mode.c_str(), r.backend.c_str(), r.threads, r.duration_s);
+  std::fprintf(out, "\npoolscope-load: %s scenario, mode %s, %s, %d threads, %.1f s%s\n",
+               r.scenario.c_str(), r.mode.c_str(), r.backend.c_str(), r.threads, r.duration_s,
+               r.interrupted ? " (interrupted)" : "");
   row(out, "database", r.url);
   if (r.mode != "naive") {
     row(out, "pool", "size " + std::to_string(r.pool_size) + " + overflow " +
@@ -33,7 +35,7 @@ void print_summary(std::FILE* out, const RunResult& r) {
       number(r.per_render(r.checkouts), 2));
   row(out, "reuses/render", number(r.per_render(r.reuses), 2));
   row(out, "connections opened", std::to_string(r.connections_opened));
-  row(out, "acquire p50 / p99", duration_text(r.acquire_p50_s) + " / " +
+  row(out, r.mode == "naive" ? "connect p50 / p99" : "checkout p50 / p99", duration_text(r.acquire_p50_s) + " / " +
                                     duration_text(r.acquire_p99_s));
   row(out, "timeouts", std::to_string(r.timeouts));
   row(out, "errors", std::to_string(r.errors));
@@ -105,6 +107,7 @@ nlohmann::json to_json(const RunResult& r) {
   }
   nlohmann::json out = {
       {"scenario", r.scenario},
+      {"interrupted", r.interrupted},
       {"mode", r.mode},
       {"backend", r.backend},
       {"url", r.url},
@@ -120,6 +123,7 @@ nlohmann::json to_json(const RunResult& r) {
       {"reuses_per_render", r.per_render(r.reuses)},
       {"settings_reads_per_render", kReadsPerRender},
       {"connections_opened", r.connections_opened},
+      {"acquire_samples", r.acquire_samples},
       {"acquire_p50_s", r.acquire_p50_s},
       {"acquire_p99_s", r.acquire_p99_s},
       {"timeouts", r.timeouts},
@@ -155,13 +159,16 @@ nlohmann::json to_json(const RunResult& r) {
     out["writes"] = r.writes;
     out["stale_reads"] = r.stale_reads;
   }
+  // Written in every mode, so a script need not ask first; untraced (naive)
+  // runs have no sites and nothing reported, and no thresholds.
+  out["traced"] = r.traced;
+  out["sites"] = std::move(sites);
+  out["folded_sites"] = r.folded_sites;
+  out["churn_warnings"] = r.tracer.churn_warnings;
+  out["leaks_reported"] = r.tracer.leaks_reported;
+  out["leaks_returned"] = r.tracer.leaks_returned;
   if (r.traced) {
-    out["sites"] = std::move(sites);
-    out["folded_sites"] = r.folded_sites;
-    out["churn_warnings"] = r.tracer.churn_warnings;
     out["churn_threshold"] = r.churn_threshold;
-    out["leaks_reported"] = r.tracer.leaks_reported;
-    out["leaks_returned"] = r.tracer.leaks_returned;
     out["leak_threshold_s"] = r.leak_threshold_s;
   }
   return out;
@@ -169,45 +176,90 @@ nlohmann::json to_json(const RunResult& r) {
 
 namespace {
 
-const RunResult* pool_run(const std::vector<RunResult>& results) {
+double ratio(double value, double base) { return base > 0 ? value / base : 0; }
+
+struct VsPool {
+  double renders_per_s = 0;
+  double checkouts_per_render = 0;
+};
+
+// Every run's figures as ratios of pool mode's, by mode; empty when pool
+// mode did not run. The one place they are computed: the table, the JSON
+// and (through the JSON) poolscope-bench-report all show these.
+std::map<std::string, VsPool> ratios_vs_pool(const std::vector<RunResult>& results) {
+  std::map<std::string, VsPool> out;
+  const RunResult* base = nullptr;
   for (const RunResult& r : results) {
-    if (r.mode == "pool") return &r;
+    if (r.mode == "pool") base = &r;
   }
-  return nullptr;
+  if (base == nullptr) return out;
+  for (const RunResult& r : results) {
+    out[r.mode] = {ratio(r.renders_per_s(), base->renders_per_s()),
+                   ratio(r.per_render(r.checkouts), base->per_render(base->checkouts))};
+  }
+  return out;
 }
 
-double ratio(double value, double base) { return base > 0 ? value / base : 0; }
+std::vector<std::string> modes_not_run(const std::vector<RunResult>& results) {
+  std::vector<std::string> out;
+  for (Mode m : kCompareModes) {
+    bool ran = false;
+    for (const RunResult& r : results) ran = ran || r.mode == to_string(m);
+    if (!ran) out.emplace_back(to_string(m));
+  }
+  return out;
+}
 
 }  // namespace
 
+bool is_partial(const std::vector<RunResult>& results) {
+  for (const RunResult& r : results) {
+    if (r.interrupted) return true;
+  }
+  return !modes_not_run(results).empty();
+}
+
 void print_comparison(std::FILE* out, const std::vector<RunResult>& results) {
-  if (results.empty()) return;
-  const RunResult* base = pool_run(results);
-  const double base_rate = base != nullptr ? base->renders_per_s() : 0;
+  if (results.empty()) {
+    std::fprintf(out, "\npoolscope-load --compare: interrupted before any mode ran\n");
+    std::fflush(out);
+    return;
+  }
+  const auto ratios = ratios_vs_pool(results);
   std::fprintf(out, "\npoolscope-load --compare: widget scenario, %s, %d threads, %.1f s per mode\n",
                results.front().backend.c_str(), results.front().threads, results.front().duration_s);
   std::fprintf(out, "  %-7s %14s %10s %17s %16s %14s %12s\n", "mode", "renders/s", "vs pool", "checkouts/render",
-               "sessions opened", "avoided/render", "acquire p99");
+               "sessions opened", "avoided/render", "checkout p99");
   for (const RunResult& r : results) {
-    std::fprintf(out, "  %-7s %14.1f %9.2fx %17.4f %16llu %14.2f %12s\n", r.mode.c_str(), r.renders_per_s(),
-                 ratio(r.renders_per_s(), base_rate), r.per_render(r.checkouts),
-                 static_cast<unsigned long long>(r.connections_opened), r.per_render(r.sessions_avoided),
-                 duration_text(r.acquire_p99_s).c_str());
+    const auto it = ratios.find(r.mode);
+    char vs_pool[32] = "n/a";
+    if (it != ratios.end()) std::snprintf(vs_pool, sizeof vs_pool, "%.2fx", it->second.renders_per_s);
+    std::fprintf(out, "  %-7s %14.1f %10s %17.4f %16llu %14.2f %12s%s\n", r.mode.c_str(), r.renders_per_s(), vs_pool,
+                 r.per_render(r.checkouts), static_cast<unsigned long long>(r.connections_opened),
+                 r.per_render(r.sessions_avoided), duration_text(r.acquire_p99_s).c_str(),
+                 r.interrupted ? "  (interrupted)" : "");
+  }
+  if (is_partial(results)) {
+    std::string missing;
+    for (const std::string& m : modes_not_run(results)) missing += (missing.empty() ? "" : ", ") + m;
+    std::fprintf(out, "  PARTIAL: interrupted%s%s; the modes did not run alike, so compare with care\n",
+                 missing.empty() ? "" : "; not run: ", missing.c_str());
   }
   std::fflush(out);
 }
 
 nlohmann::json comparison_json(const std::vector<RunResult>& results) {
-  const RunResult* base = pool_run(results);
   nlohmann::json runs = nlohmann::json::array();
+  for (const RunResult& r : results) runs.push_back(to_json(r));
   nlohmann::json ratios = nlohmann::json::object();
-  for (const RunResult& r : results) {
-    runs.push_back(to_json(r));
-    ratios[r.mode] = {{"renders_per_s_vs_pool", base != nullptr ? ratio(r.renders_per_s(), base->renders_per_s()) : 0},
-                      {"checkouts_per_render_vs_pool",
-                       base != nullptr ? ratio(r.per_render(r.checkouts), base->per_render(base->checkouts)) : 0}};
+  for (const auto& [mode, vs] : ratios_vs_pool(results)) {
+    ratios[mode] = {{"renders_per_s_vs_pool", vs.renders_per_s},
+                    {"checkouts_per_render_vs_pool", vs.checkouts_per_render}};
   }
-  return {{"compare", std::move(runs)}, {"ratios", std::move(ratios)}};
+  return {{"compare", std::move(runs)},
+          {"ratios", std::move(ratios)},
+          {"partial", is_partial(results)},
+          {"modes_not_run", modes_not_run(results)}};
 }
 
 }  // namespace poolscope::load

@@ -46,10 +46,15 @@ struct RunOptions {
   bool print_stats = false;
 };
 
-// Ends a running run() early, as if its duration were up (from a signal
-// handler too: it only sets a flag).
-void request_stop() noexcept;
+// Ends a running run() early, as if its duration were up, and makes every
+// later run() end at once: a stop is for the whole program. signal is the
+// signal that asked for it (0: none); safe to call from a signal handler,
+// it only sets flags.
+void request_stop(int signal = 0) noexcept;
 
+// Whether request_stop() was called, and the signal it was given (0: none).
+bool stop_requested() noexcept;
+int stop_signal() noexcept;
 
 struct RunResult {
   std::string scenario;
@@ -66,11 +71,17 @@ struct RunResult {
   std::uint64_t connections_opened = 0;  // physical connections
   std::uint64_t timeouts = 0;
   std::uint64_t errors = 0;
+  // Latency of the outermost checkouts (naive: connection opens); a nested
+  // reuse in reuse mode costs nanoseconds and is not sampled. Cached mode
+  // renders without checkouts, so it has (almost) no samples.
+  std::uint64_t acquire_samples = 0;
   double acquire_p50_s = 0;
   double acquire_p99_s = 0;
   std::string first_error;
+  // request_stop() ended the run before its duration was up.
+  bool interrupted = false;
 
-  // Tracing (pool and reuse modes).
+  // Tracing (every mode but naive, which bypasses the pool).
   bool traced = false;
   std::vector<tracing::SiteStats> sites;  // by checkouts, "other" last
   std::uint64_t folded_sites = 0;
@@ -91,7 +102,9 @@ struct RunResult {
   double wait_total_s = 0;
   std::size_t max_open_seen = 0;
   std::size_t max_pending_seen = 0;
-  // Invariants checked while running and at the end (oversubscribe).
+  // The pool's invariants, checked while running and at the end in every
+  // mode but naive (the scenario makes no difference; oversubscribe is where
+  // they are under the most pressure).
   bool invariants_checked = false;
   std::vector<std::string> invariant_violations;
 
