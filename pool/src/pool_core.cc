@@ -144,12 +144,6 @@ void PoolCore::start() {
   housekeeper_ = std::jthread([this](std::stop_token stop) { housekeeper_loop(stop); });
 }
 
-Lease PoolCore::acquire(const std::source_location& site, bool share) {
-  bool reused = false;
-  Slot* slot = checkout(site, checkout_timeout_, share, /*throw_on_timeout=*/true, &reused);
-  return Lease(LeaseKey(), this, slot, slot->conn.session(), site, reused);
-}
-
 std::optional<Lease> PoolCore::try_acquire(const std::source_location& site,
                                            std::chrono::milliseconds timeout) {
   bool reused = false;
