@@ -6,13 +6,13 @@
 
 #include <benchmark/benchmark.h>
 #include <soci/soci.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
-#include <system_error>
 #include <mutex>
 #include <string>
-#include <unistd.h>
+#include <system_error>
 #include <unordered_map>
 #include <vector>
 
@@ -27,7 +27,8 @@ constexpr std::size_t kKeys = 1024;
 const std::vector<std::string>& keys() {
   static const std::vector<std::string> k = [] {
     std::vector<std::string> out;
-    for (std::size_t i = 0; i < kKeys; ++i) out.push_back("strategy_config:ETH/USDT:" + std::to_string(i));
+    for (std::size_t i = 0; i < kKeys; ++i)
+      out.push_back("strategy_config:ETH/USDT:" + std::to_string(i));
     return out;
   }();
   return k;
@@ -35,10 +36,13 @@ const std::vector<std::string>& keys() {
 
 // Every thread steps by the same prime from its own offset, so threads
 // rarely read the same key at the same moment.
-std::size_t next_key(std::size_t i, int thread) { return (i * 7 + static_cast<std::size_t>(thread) * 331) % kKeys; }
+std::size_t next_key(std::size_t i, int thread) {
+  return (i * 7 + static_cast<std::size_t>(thread) * 331) % kKeys;
+}
 
 poolscope::cache::TtlCache<std::string, Value>& ttl_cache() {
-  static poolscope::cache::TtlCache<std::string, Value> cache({.name = "bench", .ttl = std::chrono::hours(1)});
+  static poolscope::cache::TtlCache<std::string, Value> cache(
+      {.name = "bench", .ttl = std::chrono::hours(1)});
   static std::once_flag filled;
   std::call_once(filled, [] {
     for (const std::string& k : keys()) cache.put(k, std::make_shared<const std::string>(200, 'v'));
@@ -55,7 +59,8 @@ LockedMap& locked_map() {
   static LockedMap m;
   static std::once_flag filled;
   std::call_once(filled, [] {
-    for (const std::string& k : keys()) m.map.emplace(k, std::make_shared<const std::string>(200, 'v'));
+    for (const std::string& k : keys())
+      m.map.emplace(k, std::make_shared<const std::string>(200, 'v'));
   });
   return m;
 }
@@ -64,7 +69,8 @@ void BM_TtlCacheHit(benchmark::State& state) {
   auto& cache = ttl_cache();
   std::size_t i = 0;
   for (auto _ : state) {
-    std::optional<Value> v = cache.get(std::string_view(keys()[next_key(i++, state.thread_index())]));
+    std::optional<Value> v =
+        cache.get(std::string_view(keys()[next_key(i++, state.thread_index())]));
     benchmark::DoNotOptimize(v);
   }
 }
@@ -88,30 +94,36 @@ struct TempDatabase {
   std::string path;
   ~TempDatabase() {
     std::error_code ignored;
-    for (const char* suffix : {"", "-journal", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ignored);
+    for (const char* suffix : {"", "-journal", "-wal", "-shm"})
+      std::filesystem::remove(path + suffix, ignored);
   }
 };
 
 // SettingsCache::get<int> on 64 accounts whose settings are cached.
 poolscope::cache::SettingsCache& settings_cache() {
   // Constructed before the pool, so destroyed after it has closed the file.
-  static const TempDatabase db{
-      (std::filesystem::temp_directory_path() / ("poolscope-settings-bench-" + std::to_string(::getpid()) + ".db"))
-          .string()};
-  static poolscope::Pool pool({.url = "sqlite://" + db.path, .name = "settings-bench", .pool_size = 2});
+  static const TempDatabase db{(std::filesystem::temp_directory_path() /
+                                ("poolscope-settings-bench-" + std::to_string(::getpid()) + ".db"))
+                                   .string()};
+  static poolscope::Pool pool(
+      {.url = "sqlite://" + db.path, .name = "settings-bench", .pool_size = 2});
   static poolscope::cache::SettingsCache cache(
-      pool, {.name = "settings", .table = {"s", "account_id", "setting_key", "setting_value"}, .ttl = std::chrono::hours(1)});
+      pool, {.name = "settings",
+             .table = {"s", "account_id", "setting_key", "setting_value"},
+             .ttl = std::chrono::hours(1)});
   static std::once_flag filled;
   std::call_once(filled, [] {
     {
       poolscope::Lease sql = pool.acquire();
-      *sql << "CREATE TABLE s (account_id INTEGER, setting_key VARCHAR(64), setting_value VARCHAR(64),"
+      *sql << "CREATE TABLE s (account_id INTEGER, setting_key VARCHAR(64), setting_value "
+              "VARCHAR(64),"
               " PRIMARY KEY (account_id, setting_key))";
       soci::transaction tx(*sql);
       for (int a = 0; a < 64; ++a) {
         for (const std::string key : {"api_key", "api_secret", "paper_account", "max_orders"}) {
           const std::string value = key == "max_orders" ? "25" : key + "-value";
-          *sql << "INSERT INTO s VALUES (:a, :k, :v)", soci::use(a), soci::use(key), soci::use(value);
+          *sql << "INSERT INTO s VALUES (:a, :k, :v)", soci::use(a), soci::use(key),
+              soci::use(value);
         }
       }
       tx.commit();

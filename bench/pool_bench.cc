@@ -5,18 +5,17 @@
 #include <benchmark/benchmark.h>
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "poolscope/pool/pool.h"
 #include "poolscope/tracing/tracer.h"
-
-#include <spdlog/logger.h>
-#include <spdlog/sinks/null_sink.h>
 
 namespace {
 
@@ -24,9 +23,9 @@ constexpr std::size_t kSmallPool = 4;      // >= threads: no waiting
 constexpr std::size_t kContendedPool = 8;  // 16 threads share 8 connections
 
 std::string database_file() {
-  static const std::string path =
-      (std::filesystem::temp_directory_path() / ("poolscope-bench-" + std::to_string(getpid()) + ".db"))
-          .string();
+  static const std::string path = (std::filesystem::temp_directory_path() /
+                                   ("poolscope-bench-" + std::to_string(getpid()) + ".db"))
+                                      .string();
   return path;
 }
 
@@ -66,7 +65,8 @@ poolscope::Pool& poolscope_pool(std::size_t size) {
 // detection on), and the same with stack capture, attached to their own pools.
 poolscope::tracing::TracerConfig tracer_config(bool stacks) {
   poolscope::tracing::TracerConfig config;
-  config.logger = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  config.logger =
+      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   config.capture_stacks = stacks;
   return config;
 }
@@ -87,8 +87,8 @@ poolscope::Pool& traced_pool(std::size_t size, bool stacks) {
     config.max_overflow = 0;
     config.min_idle = size;
     traced[s][stacks].pool = std::make_unique<poolscope::Pool>(config);
-    traced[s][stacks].tracer =
-        std::make_unique<poolscope::tracing::Tracer>(*traced[s][stacks].pool, tracer_config(stacks));
+    traced[s][stacks].tracer = std::make_unique<poolscope::tracing::Tracer>(*traced[s][stacks].pool,
+                                                                            tracer_config(stacks));
   });
   return *traced[s][stacks].pool;
 }

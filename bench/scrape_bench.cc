@@ -4,10 +4,10 @@
 #include <benchmark/benchmark.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
-#include <unistd.h>
 
 #include "poolscope/exporters/metrics_collector.h"
 
@@ -20,10 +20,12 @@ namespace {
 
 void BM_MetricsScrape1000Sites(benchmark::State& state) {
   const std::string db = (std::filesystem::temp_directory_path() /
-                          ("poolscope-scrape-" + std::to_string(::getpid()) + ".db")).string();
+                          ("poolscope-scrape-" + std::to_string(::getpid()) + ".db"))
+                             .string();
   poolscope::Pool pool({.url = "sqlite://" + db, .name = "scraped", .pool_size = 4});
   poolscope::tracing::TracerConfig tc;
-  tc.logger = std::make_shared<spdlog::logger>("scrape", std::make_shared<spdlog::sinks::null_sink_mt>());
+  tc.logger =
+      std::make_shared<spdlog::logger>("scrape", std::make_shared<spdlog::sinks::null_sink_mt>());
   tc.max_sites = 1000;
   poolscope::tracing::Tracer tracer(pool, tc);
   poolscope::cache::TtlCache<std::string, int> cache({.name = "configs"});

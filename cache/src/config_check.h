@@ -12,8 +12,8 @@
 namespace poolscope::cache::detail {
 
 // Throws std::invalid_argument: "<config>.<field> <rule> (got <got>)".
-[[noreturn]] void invalid_field(std::string_view config, std::string_view field, std::string_view rule,
-                                std::string_view got);
+[[noreturn]] void invalid_field(std::string_view config, std::string_view field,
+                                std::string_view rule, std::string_view got);
 
 // A cache's name, as stats and metric labels carry it: 1 to 64 of
 // A-Z a-z 0-9 _ . : -.

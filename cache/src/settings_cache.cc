@@ -107,16 +107,16 @@ bool parse_setting(std::string_view text, double* out) { return parse_number(tex
 const std::string& Settings::raw(std::string_view key) const {
   const auto it = values_.find(key);
   if (it == values_.end()) {
-    throw SettingNotFound(table_->table + ": " + table_->entity_column + " " + std::to_string(entity_) +
-                          " has no setting '" + std::string(key) + "'");
+    throw SettingNotFound(table_->table + ": " + table_->entity_column + " " +
+                          std::to_string(entity_) + " has no setting '" + std::string(key) + "'");
   }
   return it->second;
 }
 
 void Settings::type_error(std::string_view key, std::string_view type) const {
-  throw SettingTypeError(table_->table + ": setting '" + std::string(key) + "' of " + table_->entity_column + " " +
-                         std::to_string(entity_) + " is '" + raw(key) + "', not a " +
-                         std::string(type));
+  throw SettingTypeError(table_->table + ": setting '" + std::string(key) + "' of " +
+                         table_->entity_column + " " + std::to_string(entity_) + " is '" +
+                         raw(key) + "', not a " + std::string(type));
 }
 
 void SettingsCacheConfig::validate() const {
@@ -124,10 +124,11 @@ void SettingsCacheConfig::validate() const {
   detail::check_ttl(kConfig, "ttl", ttl);
   detail::check_positive(kConfig, "max_entities", max_entities);
   if (!is_table_name(table.table)) {
-    detail::invalid_field(kConfig, "table.table",
-                          "must be an SQL name, optionally schema.name (ASCII letters, digits, '_'; "
-                          "not starting with a digit)",
-                          "'" + table.table + "'");
+    detail::invalid_field(
+        kConfig, "table.table",
+        "must be an SQL name, optionally schema.name (ASCII letters, digits, '_'; "
+        "not starting with a digit)",
+        "'" + table.table + "'");
   }
   const std::pair<std::string_view, const std::string*> columns[] = {
       {"table.entity_column", &table.entity_column},
@@ -135,9 +136,10 @@ void SettingsCacheConfig::validate() const {
       {"table.value_column", &table.value_column}};
   for (const auto& [field, value] : columns) {
     if (!is_name(*value)) {
-      detail::invalid_field(kConfig, field,
-                            "must be an SQL name (ASCII letters, digits, '_'; not starting with a digit)",
-                            "'" + *value + "'");
+      detail::invalid_field(
+          kConfig, field,
+          "must be an SQL name (ASCII letters, digits, '_'; not starting with a digit)",
+          "'" + *value + "'");
     }
   }
 }
@@ -146,25 +148,29 @@ SettingsCache::SettingsCache(Pool& pool, SettingsCacheConfig config)
     : pool_(pool),
       config_(validated(std::move(config))),
       table_(std::make_shared<const SettingsTable>(config_.table)),
-      select_sql_("SELECT " + quoted(table_->key_column) + ", " + quoted(table_->value_column) + " FROM " +
-                  quoted(table_->table) + " WHERE " + quoted(table_->entity_column) + " = :entity"),
-      upsert_sql_("INSERT INTO " + quoted(table_->table) + " (" + quoted(table_->entity_column) + ", " +
-                  quoted(table_->key_column) + ", " + quoted(table_->value_column) +
-                  ") VALUES (:entity, :k, :v) ON CONFLICT (" + quoted(table_->entity_column) + ", " +
-                  quoted(table_->key_column) + ") DO UPDATE SET " + quoted(table_->value_column) +
-                  " = excluded." + quoted(table_->value_column)),
+      select_sql_("SELECT " + quoted(table_->key_column) + ", " + quoted(table_->value_column) +
+                  " FROM " + quoted(table_->table) + " WHERE " + quoted(table_->entity_column) +
+                  " = :entity"),
+      upsert_sql_("INSERT INTO " + quoted(table_->table) + " (" + quoted(table_->entity_column) +
+                  ", " + quoted(table_->key_column) + ", " + quoted(table_->value_column) +
+                  ") VALUES (:entity, :k, :v) ON CONFLICT (" + quoted(table_->entity_column) +
+                  ", " + quoted(table_->key_column) + ") DO UPDATE SET " +
+                  quoted(table_->value_column) + " = excluded." + quoted(table_->value_column)),
       cache_(cache_config(config_)) {}
 
-std::shared_ptr<const Settings> SettingsCache::settings(std::int64_t entity, std::source_location site) {
+std::shared_ptr<const Settings> SettingsCache::settings(std::int64_t entity,
+                                                        std::source_location site) {
   return cache_.get_or_load(entity, loader(site));
 }
 
-std::shared_ptr<const Settings> SettingsCache::load(std::int64_t entity, const std::source_location& site) {
+std::shared_ptr<const Settings> SettingsCache::load(std::int64_t entity,
+                                                    const std::source_location& site) {
   const auto read = [this, entity](soci::session& sql) {
     Settings::Map values;
     long long id = entity;
     soci::rowset<soci::row> rows = (sql.prepare << select_sql_, soci::use(id, "entity"));
-    for (const soci::row& row : rows) values.emplace(row.get<std::string>(0), row.get<std::string>(1));
+    for (const soci::row& row : rows)
+      values.emplace(row.get<std::string>(0), row.get<std::string>(1));
     return values;
   };
   Settings::Map values;

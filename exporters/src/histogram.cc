@@ -41,7 +41,8 @@ AtomicHistogram::AtomicHistogram(std::vector<double> bounds)
   }
   for (Stripe& s : stripes_) {
     s.counts.reset(new std::atomic<std::uint64_t>[bounds_.size() + 1]);
-    for (std::size_t i = 0; i <= bounds_.size(); ++i) s.counts[i].store(0, std::memory_order_relaxed);
+    for (std::size_t i = 0; i <= bounds_.size(); ++i)
+      s.counts[i].store(0, std::memory_order_relaxed);
   }
 }
 
@@ -65,7 +66,8 @@ AtomicHistogram::Snapshot AtomicHistogram::snapshot() const {
     }
     sum_ns += s.sum_ns.load(std::memory_order_relaxed);
   }
-  for (std::size_t i = 1; i < snap.cumulative.size(); ++i) snap.cumulative[i] += snap.cumulative[i - 1];
+  for (std::size_t i = 1; i < snap.cumulative.size(); ++i)
+    snap.cumulative[i] += snap.cumulative[i - 1];
   snap.count = snap.cumulative.back();
   snap.sum_seconds = static_cast<double>(sum_ns) * 1e-9;
   return snap;

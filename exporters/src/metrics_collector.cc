@@ -56,7 +56,8 @@ class FamilyBuilder {
     family(name, help, MetricType::Counter).metric.push_back(std::move(m));
   }
   template <class Histogram>  // Snapshot::PoolEntry::Histogram
-  void histogram(const std::string& name, const std::string& help, Labels labels, const Histogram& h) {
+  void histogram(const std::string& name, const std::string& help, Labels labels,
+                 const Histogram& h) {
     const detail::AtomicHistogram::Snapshot& snap = h.counts;
     ClientMetric m;
     m.label = std::move(labels);
@@ -152,27 +153,34 @@ void add_pool_families(FamilyBuilder& out, const Snapshot::PoolEntry& entry) {
   const PoolStats& s = entry.stats;
   const Labels pool{{"pool", s.name}};
   const std::string conn_help =
-      "Connections of the pool by state: active (checked out), idle (ready), pending (threads waiting).";
-  out.gauge("poolscope_connections", conn_help, with(pool, "state", "active"), static_cast<double>(s.active));
-  out.gauge("poolscope_connections", conn_help, with(pool, "state", "idle"), static_cast<double>(s.idle));
-  out.gauge("poolscope_connections", conn_help, with(pool, "state", "pending"), static_cast<double>(s.pending));
-  out.gauge("poolscope_connections_max", "Most connections the pool opens: pool_size + max_overflow.", pool,
+      "Connections of the pool by state: active (checked out), idle (ready), pending (threads "
+      "waiting).";
+  out.gauge("poolscope_connections", conn_help, with(pool, "state", "active"),
+            static_cast<double>(s.active));
+  out.gauge("poolscope_connections", conn_help, with(pool, "state", "idle"),
+            static_cast<double>(s.idle));
+  out.gauge("poolscope_connections", conn_help, with(pool, "state", "pending"),
+            static_cast<double>(s.pending));
+  out.gauge("poolscope_connections_max",
+            "Most connections the pool opens: pool_size + max_overflow.", pool,
             static_cast<double>(s.max_connections));
-  out.gauge("poolscope_connections_size", "Connections the pool keeps open once made (pool_size).", pool,
-            static_cast<double>(s.pool_size));
+  out.gauge("poolscope_connections_size", "Connections the pool keeps open once made (pool_size).",
+            pool, static_cast<double>(s.pool_size));
   out.gauge("poolscope_connections_min", "Connections kept open even when idle (min_idle).", pool,
             static_cast<double>(s.min_idle));
-  out.gauge("poolscope_connections_overflow", "Overflow connections open now (beyond pool_size).", pool,
-            static_cast<double>(s.overflow_in_use));
-  out.counter("poolscope_connections_timeout_total", "Checkouts that gave up after checkout_timeout.", pool,
+  out.gauge("poolscope_connections_overflow", "Overflow connections open now (beyond pool_size).",
+            pool, static_cast<double>(s.overflow_in_use));
+  out.counter("poolscope_connections_timeout_total",
+              "Checkouts that gave up after checkout_timeout.", pool,
               static_cast<double>(s.timeouts));
   out.histogram("poolscope_connections_acquire_seconds",
-                "Time acquire() took to get a connection from the pool (0 when one was ready).", pool,
-                entry.acquire);
+                "Time acquire() took to get a connection from the pool (0 when one was ready).",
+                pool, entry.acquire);
   out.histogram("poolscope_connections_usage_seconds",
                 "Time a connection was held, from checkout to its return.", pool, entry.usage);
   out.histogram("poolscope_connections_creation_seconds",
-                "Time to open a physical connection; the count is connections opened.", pool, entry.creation);
+                "Time to open a physical connection; the count is connections opened.", pool,
+                entry.creation);
   for (std::size_t r = 0; r < kCloseReasonCount; ++r) {
     out.counter("poolscope_connections_closed_total", "Physical connections closed, by reason.",
                 with(pool, "reason", std::string(to_string(static_cast<CloseReason>(r)))),
@@ -204,16 +212,18 @@ void add_site_families(FamilyBuilder& out, const tracing::PoolSites& table) {
     out.counter("poolscope_site_acquires_total",
                 "Checkouts from the pool, by call site, counted when the lease comes back.", labels,
                 static_cast<double>(site.checkins));
-    out.counter("poolscope_site_reuses_total", "Nested acquires sharing the thread's lease, by call site.", labels,
+    out.counter("poolscope_site_reuses_total",
+                "Nested acquires sharing the thread's lease, by call site.", labels,
                 static_cast<double>(site.reuses));
-    out.counter("poolscope_site_usage_seconds_total", "Seconds connections were held, by call site.", labels,
-                seconds(site.total_hold));
+    out.counter("poolscope_site_usage_seconds_total",
+                "Seconds connections were held, by call site.", labels, seconds(site.total_hold));
     out.counter("poolscope_site_timeouts_total", "Checkouts that timed out, by call site.", labels,
                 static_cast<double>(site.timeouts));
     out.counter("poolscope_site_leaks_total", "Leases reported as leaked, by call site.", labels,
                 static_cast<double>(site.leaks));
   }
-  out.gauge("poolscope_sites_folded", "Distinct call sites counted under site=\"other\" (past max_sites).", pool,
+  out.gauge("poolscope_sites_folded",
+            "Distinct call sites counted under site=\"other\" (past max_sites).", pool,
             static_cast<double>(table.folded_sites));
 }
 
@@ -221,7 +231,8 @@ void add_cache_families(FamilyBuilder& out, const Snapshot::CacheEntry& entry) {
   const cache::CacheStats& s = entry.stats;
   const Labels cache{{"cache", entry.name}, {"pool", entry.pool}};
   const std::string req_help = "Cache lookups, by result.";
-  out.counter("poolscope_cache_requests_total", req_help, with(cache, "result", "hit"), static_cast<double>(s.hits));
+  out.counter("poolscope_cache_requests_total", req_help, with(cache, "result", "hit"),
+              static_cast<double>(s.hits));
   out.counter("poolscope_cache_requests_total", req_help, with(cache, "result", "miss"),
               static_cast<double>(s.misses));
   const std::string load_help = "Loader runs, by outcome.";
@@ -229,19 +240,23 @@ void add_cache_families(FamilyBuilder& out, const Snapshot::CacheEntry& entry) {
               static_cast<double>(s.loads));
   out.counter("poolscope_cache_loads_total", load_help, with(cache, "outcome", "failure"),
               static_cast<double>(s.load_failures));
-  out.counter("poolscope_cache_load_seconds_total", "Seconds spent in loaders.", cache, seconds(s.load_time));
-  const std::string ev_help = "Entries removed, by reason: capacity (LRU), ttl (expired), invalidated.";
+  out.counter("poolscope_cache_load_seconds_total", "Seconds spent in loaders.", cache,
+              seconds(s.load_time));
+  const std::string ev_help =
+      "Entries removed, by reason: capacity (LRU), ttl (expired), invalidated.";
   out.counter("poolscope_cache_evictions_total", ev_help, with(cache, "reason", "capacity"),
               static_cast<double>(s.evictions_capacity));
   out.counter("poolscope_cache_evictions_total", ev_help, with(cache, "reason", "ttl"),
               static_cast<double>(s.evictions_ttl));
   out.counter("poolscope_cache_evictions_total", ev_help, with(cache, "reason", "invalidated"),
               static_cast<double>(s.evictions_invalidated));
-  out.gauge("poolscope_cache_entries", "Entries in the cache.", cache, static_cast<double>(s.entries));
+  out.gauge("poolscope_cache_entries", "Entries in the cache.", cache,
+            static_cast<double>(s.entries));
   out.gauge("poolscope_cache_bytes", "Approximate memory the entries take.", cache,
             static_cast<double>(s.approximate_bytes));
   out.counter("poolscope_cache_sessions_avoided_total",
-              "Pool checkouts that cache hits made unnecessary.", cache, static_cast<double>(s.sessions_avoided));
+              "Pool checkouts that cache hits made unnecessary.", cache,
+              static_cast<double>(s.sessions_avoided));
 }
 
 }  // namespace
@@ -266,10 +281,12 @@ void MetricsCollector::add_pool(Pool& pool) {
   const double timeout = std::chrono::duration<double>(pool.config().checkout_timeout).count();
   auto pm = std::make_shared<detail::PoolMetrics>(
       pool, state_,
-      detail::normalize_bounds(config_.acquire_buckets.empty() ? kAcquireBuckets : config_.acquire_buckets,
-                               timeout),
-      detail::normalize_bounds(config_.usage_buckets.empty() ? kUsageBuckets : config_.usage_buckets),
-      detail::normalize_bounds(config_.creation_buckets.empty() ? kCreationBuckets : config_.creation_buckets));
+      detail::normalize_bounds(
+          config_.acquire_buckets.empty() ? kAcquireBuckets : config_.acquire_buckets, timeout),
+      detail::normalize_bounds(config_.usage_buckets.empty() ? kUsageBuckets
+                                                             : config_.usage_buckets),
+      detail::normalize_bounds(config_.creation_buckets.empty() ? kCreationBuckets
+                                                                : config_.creation_buckets));
   pool.add_observer(pm);
   state_->pools.push_back(std::move(pm));
 }
@@ -289,15 +306,17 @@ void MetricsCollector::remove_tracer(const tracing::Tracer& tracer) {
 void MetricsCollector::add_cache(cache::SettingsCache& c) {
   CacheHandle handle{c.name(), c.pool().name(), [&c] { return c.stats(); }, [&c] { c.clear(); },
                      [&c](std::string_view glob) {
-                       return c.cache().invalidate_if(
-                           [glob](const std::int64_t& entity) { return cache::glob_match(glob, std::to_string(entity)); });
+                       return c.cache().invalidate_if([glob](const std::int64_t& entity) {
+                         return cache::glob_match(glob, std::to_string(entity));
+                       });
                      }};
   add_cache(std::move(handle));
 }
 
 void MetricsCollector::add_cache(CacheHandle handle) {
   if (handle.name.empty() || !handle.stats) {
-    throw std::invalid_argument("MetricsCollector::add_cache: a cache needs a name and a stats function");
+    throw std::invalid_argument(
+        "MetricsCollector::add_cache: a cache needs a name and a stats function");
   }
   poolscope::detail::MutexLock lock(state_->mu);
   for (const CacheHandle& c : state_->caches) {
@@ -321,14 +340,17 @@ std::vector<prometheus::MetricFamily> MetricsCollector::Collect() const {
     for (const Snapshot::PoolEntry& p : snap.pools) add_pool_families(out, p);
     for (const tracing::PoolSites& t : snap.sites) add_site_families(out, t);
     for (const Snapshot::CacheEntry& c : snap.caches) add_cache_families(out, c);
-    out.gauge("poolscope_build_info", "poolscope's version; always 1.", {{"version", POOLSCOPE_VERSION}}, 1);
+    out.gauge("poolscope_build_info", "poolscope's version; always 1.",
+              {{"version", POOLSCOPE_VERSION}}, 1);
     return out.take();
   } catch (...) {
     return {};  // out of memory: an empty scrape, not an exception in civetweb
   }
 }
 
-std::string MetricsCollector::text() const { return prometheus::TextSerializer().Serialize(Collect()); }
+std::string MetricsCollector::text() const {
+  return prometheus::TextSerializer().Serialize(Collect());
+}
 
 std::string render_text(std::initializer_list<const prometheus::Collectable*> collectables) {
   std::vector<MetricFamily> families;
@@ -399,9 +421,10 @@ std::string MetricsCollector::json() const {
                       {"loads", s.loads},
                       {"load_failures", s.load_failures},
                       {"load_time_s", seconds(s.load_time)},
-                      {"evictions", {{"capacity", s.evictions_capacity},
-                                     {"ttl", s.evictions_ttl},
-                                     {"invalidated", s.evictions_invalidated}}},
+                      {"evictions",
+                       {{"capacity", s.evictions_capacity},
+                        {"ttl", s.evictions_ttl},
+                        {"invalidated", s.evictions_invalidated}}},
                       {"entries", s.entries},
                       {"approximate_bytes", s.approximate_bytes},
                       {"sessions_avoided", s.sessions_avoided}});
@@ -436,7 +459,8 @@ bool MetricsCollector::clear_cache(std::string_view name) {
   return true;
 }
 
-std::optional<std::size_t> MetricsCollector::invalidate_cache(std::string_view name, std::string_view glob) {
+std::optional<std::size_t> MetricsCollector::invalidate_cache(std::string_view name,
+                                                              std::string_view glob) {
   const auto invalidate = find_action(*state_, name, &CacheHandle::invalidate_glob);
   if (!invalidate) return std::nullopt;
   return invalidate(glob);

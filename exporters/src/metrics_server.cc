@@ -31,15 +31,17 @@ std::map<int, MetricsServer*> g_servers;
 
 int reply(mg_connection* conn, int status, const std::string& content_type, const std::string& body,
           const char* extra_header = nullptr) {
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n",
-            status, mg_get_response_code_text(conn, status), content_type.c_str(), body.size(),
-            extra_header != nullptr ? extra_header : "");
+  mg_printf(
+      conn,
+      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n",
+      status, mg_get_response_code_text(conn, status), content_type.c_str(), body.size(),
+      extra_header != nullptr ? extra_header : "");
   mg_write(conn, body.data(), body.size());
   return status;
 }
 
-int reply_json(mg_connection* conn, int status, const nlohmann::json& body, const char* extra = nullptr) {
+int reply_json(mg_connection* conn, int status, const nlohmann::json& body,
+               const char* extra = nullptr) {
   // Replies echo names from the URL, which need not be UTF-8.
   return reply(conn, status, "application/json",
                body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", extra);
@@ -78,14 +80,16 @@ int port_of(const std::string& listen) {
 // Equal in time independent of where the strings differ.
 bool same_token(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  for (std::size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
   return diff == 0 && !b.empty();
 }
 
 std::string query_parameter(const mg_request_info* info, const char* name) {
   if (info->query_string == nullptr) return {};
   char value[1024];
-  const int n = mg_get_var(info->query_string, std::strlen(info->query_string), name, value, sizeof value);
+  const int n =
+      mg_get_var(info->query_string, std::strlen(info->query_string), name, value, sizeof value);
   return n >= 0 ? std::string(value, static_cast<std::size_t>(n)) : std::string();
 }
 
@@ -103,17 +107,20 @@ void MetricsServerConfig::validate() const {
       listen.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
       listen.find_first_of(", \t") != std::string::npos) {
     throw std::invalid_argument(
-        "MetricsServerConfig.listen must be one host:port, e.g. 127.0.0.1:9464 (got '" + listen + "')");
+        "MetricsServerConfig.listen must be one host:port, e.g. 127.0.0.1:9464 (got '" + listen +
+        "')");
   }
   if (admin && admin_token.size() < 16) {
     throw std::invalid_argument(
         "MetricsServerConfig.admin_token must be at least 16 characters when admin is on (got " +
         std::to_string(admin_token.size()) + ")");
   }
-  if (threads < 1) throw std::invalid_argument("MetricsServerConfig.threads must be at least 1 (got 0)");
+  if (threads < 1)
+    throw std::invalid_argument("MetricsServerConfig.threads must be at least 1 (got 0)");
 }
 
-MetricsServer::MetricsServer(std::shared_ptr<MetricsCollector> collector, MetricsServerConfig config)
+MetricsServer::MetricsServer(std::shared_ptr<MetricsCollector> collector,
+                             MetricsServerConfig config)
     : collector_(std::move(collector)), config_((config.validate(), std::move(config))) {
   if (collector_ == nullptr) throw std::invalid_argument("MetricsServer: the collector is null");
   static CivetCallbacks callbacks = [] {
@@ -169,7 +176,8 @@ MetricsServer::~MetricsServer() {
 
 std::string MetricsServer::url() const {
   const std::string host = config_.listen.substr(0, config_.listen.rfind(':'));
-  return "http://" + (host == "0.0.0.0" ? std::string("127.0.0.1") : host) + ":" + std::to_string(port_);
+  return "http://" + (host == "0.0.0.0" ? std::string("127.0.0.1") : host) + ":" +
+         std::to_string(port_);
 }
 
 int MetricsServer::handle(mg_connection* conn) {
@@ -206,7 +214,8 @@ int MetricsServer::handle(mg_connection* conn) {
       const std::string_view action = rest.substr(slash + 1);
       if (method != "POST") return reply_json(conn, 405, {{"error", "use POST"}});
       if (action == "clear") {
-        if (!collector_->clear_cache(name)) return reply_json(conn, 404, {{"error", "no cache " + name}});
+        if (!collector_->clear_cache(name))
+          return reply_json(conn, 404, {{"error", "no cache " + name}});
         return reply_json(conn, 200, {{"cache", name}, {"cleared", true}});
       }
       if (action == "invalidate") {

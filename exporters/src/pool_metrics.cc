@@ -4,8 +4,9 @@
 
 namespace poolscope::exporters::detail {
 
-PoolMetrics::PoolMetrics(Pool& pool, std::weak_ptr<CollectorState> owner, std::vector<double> acquire_bounds,
-                         std::vector<double> usage_bounds, std::vector<double> creation_bounds)
+PoolMetrics::PoolMetrics(Pool& pool, std::weak_ptr<CollectorState> owner,
+                         std::vector<double> acquire_bounds, std::vector<double> usage_bounds,
+                         std::vector<double> creation_bounds)
     : pool_(pool),
       name_(pool.name()),
       owner_(std::move(owner)),

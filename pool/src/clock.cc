@@ -20,13 +20,15 @@ std::string read_file(const char* path) {
 // trusts it enough to use it for its own clock (it switches away from a TSC
 // it finds unstable).
 bool tsc_is_reliable() {
-  if (const char* forced = std::getenv("POOLSCOPE_CLOCK"); forced != nullptr && std::string(forced) == "steady") {
+  if (const char* forced = std::getenv("POOLSCOPE_CLOCK");
+      forced != nullptr && std::string(forced) == "steady") {
     return false;
   }
   const std::string cpuinfo = read_file("/proc/cpuinfo");
   const bool invariant = cpuinfo.find(" constant_tsc") != std::string::npos &&
                          cpuinfo.find(" nonstop_tsc") != std::string::npos;
-  const std::string source = read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+  const std::string source =
+      read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource");
   return invariant && source.rfind("tsc", 0) == 0;
 }
 
@@ -50,7 +52,8 @@ TscScale calibrate() {
     sample(&tsc1, &ns1);
   } while (ns1 - ns0 < 2'000'000);
   if (tsc1 <= tsc0) return scale;
-  const long double ns_per_tick = static_cast<long double>(ns1 - ns0) / static_cast<long double>(tsc1 - tsc0);
+  const long double ns_per_tick =
+      static_cast<long double>(ns1 - ns0) / static_cast<long double>(tsc1 - tsc0);
   scale.mult = static_cast<std::uint64_t>(ns_per_tick * 4294967296.0L);
   scale.tsc0 = tsc1;
   scale.ns0 = ns1;

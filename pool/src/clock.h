@@ -22,9 +22,9 @@ namespace poolscope::detail {
 
 struct TscScale {
   bool enabled = false;
-  std::uint64_t tsc0 = 0;   // TSC at the anchor
-  std::int64_t ns0 = 0;     // steady_clock at the anchor
-  std::uint64_t mult = 0;   // nanoseconds per tick, in 32.32 fixed point
+  std::uint64_t tsc0 = 0;  // TSC at the anchor
+  std::int64_t ns0 = 0;    // steady_clock at the anchor
+  std::uint64_t mult = 0;  // nanoseconds per tick, in 32.32 fixed point
 };
 
 // Measures the TSC against steady_clock (about 2 ms); disabled when the TSC

@@ -6,10 +6,10 @@
 
 #pragma once
 
+#include <soci/session.h>
+
 #include <memory>
 #include <string>
-
-#include <soci/session.h>
 
 #include "poolscope/pool/url.h"
 

@@ -17,7 +17,8 @@ std::uint64_t checkouts_on_this_thread() noexcept { return detail::thread_checko
 
 Pool::Pool(PoolConfig config) {
   if (config.name.empty()) {
-    config.name = "pool-" + std::to_string(g_next_pool_number.fetch_add(1, std::memory_order_relaxed));
+    config.name =
+        "pool-" + std::to_string(g_next_pool_number.fetch_add(1, std::memory_order_relaxed));
   }
   config.validate();
   ConnectionUrl url = ConnectionUrl::parse(config.url);

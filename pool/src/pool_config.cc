@@ -1,8 +1,9 @@
+#include "poolscope/pool/pool_config.h"
+
 #include <climits>
 #include <stdexcept>
 #include <string>
 
-#include "poolscope/pool/pool_config.h"
 #include "poolscope/pool/pool_stats.h"
 
 namespace poolscope {
@@ -37,7 +38,8 @@ void require_at_most(std::string_view field, std::chrono::milliseconds d,
 void PoolConfig::validate() const {
   if (url.empty()) invalid("url", "must name a database", "an empty string");
   if (name.empty() || name.size() > 64 ||
-      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") !=
+      name.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") !=
           std::string::npos) {
     invalid("name", "must be 1 to 64 of A-Z a-z 0-9 _ . : -", "'" + name + "'");
   }

@@ -80,9 +80,7 @@ bool add_ref(Slot* slot) noexcept {
 }
 
 // PoolConfig::validate() bounds the durations passed this way.
-long long whole_seconds_up(std::chrono::milliseconds d) {
-  return (d.count() + 999) / 1000;
-}
+long long whole_seconds_up(std::chrono::milliseconds d) { return (d.count() + 999) / 1000; }
 
 // The URL's connect string plus the pool's defaults for what it leaves out.
 std::string effective_connect_string(const ConnectionUrl& url, const PoolConfig& config) {
@@ -109,7 +107,6 @@ nanoseconds saturating_ns(std::chrono::milliseconds d) noexcept {
   if (d <= -kLimit) return nanoseconds::min();
   return d;
 }
-
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
@@ -147,8 +144,8 @@ void PoolCore::start() {
 std::optional<Lease> PoolCore::try_acquire(const std::source_location& site,
                                            std::chrono::milliseconds timeout) {
   bool reused = false;
-  Slot* slot = checkout(site, saturating_ns(timeout), /*share=*/true, /*throw_on_timeout=*/false,
-                        &reused);
+  Slot* slot =
+      checkout(site, saturating_ns(timeout), /*share=*/true, /*throw_on_timeout=*/false, &reused);
   if (slot == nullptr) return std::nullopt;
   // Built in place: moving the lease into the optional would end its sharing.
   return std::optional<Lease>(std::in_place, LeaseKey(), this, slot, slot->conn.session(), site,
@@ -189,8 +186,9 @@ Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     if (slot == nullptr) {
       const std::size_t waiting = waiters_.load(kRelaxed) + 1;
       timeouts_.fetch_add(1, kRelaxed);
-      notify(&ObserverList::timeout, &PoolObserver::on_timeout,
-             [&] { return TimeoutEvent{config_.name, site, waited}; });
+      notify(&ObserverList::timeout, &PoolObserver::on_timeout, [&] {
+        return TimeoutEvent{config_.name, site, waited};
+      });
       if (throw_on_timeout) throw PoolTimeout(timeout_message(waited, waiting), waited);
       return nullptr;
     }
@@ -216,8 +214,10 @@ Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
   }
   ++t_checkouts;
   notify(&ObserverList::checkout, &PoolObserver::on_checkout, [&] {
-    return CheckoutEvent{config_.name, slot->connection_id.load(kRelaxed), slot->index,
-                         seq / 2 + 1, site, os_thread_id(), waited};
+    return CheckoutEvent{config_.name, slot->connection_id.load(kRelaxed),
+                         slot->index,  seq / 2 + 1,
+                         site,         os_thread_id(),
+                         waited};
   });
   return slot;
 }
@@ -271,8 +271,9 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
     const std::string reason = trim(url_.scrub(e.what()));
     const nanoseconds took(now_ns() - start);
     connect_failures_.fetch_add(1, kRelaxed);
-    notify(&ObserverList::connect_failed, &PoolObserver::on_connect_failed,
-           [&] { return ConnectFailedEvent{config_.name, reason, took, site}; });
+    notify(&ObserverList::connect_failed, &PoolObserver::on_connect_failed, [&] {
+      return ConnectFailedEvent{config_.name, reason, took, site};
+    });
     // Built first: giving the slot back may delete this (the last lease of a
     // closed pool was the one being replaced).
     ConnectError error("pool '" + config_.name + "' cannot connect to " + url_.redacted() + ": " +
@@ -287,8 +288,8 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
     // Up to 2.5% earlier, as HikariCP does, so connections opened together
     // do not all expire together.
     thread_local std::minstd_rand jitter_rng(static_cast<unsigned>(os_thread_id()));
-    const std::int64_t jitter = static_cast<std::int64_t>(
-        static_cast<double>(lifetime_ns_) * 0.025 * (jitter_rng() % 1000) / 1000.0);
+    const std::int64_t jitter = static_cast<std::int64_t>(static_cast<double>(lifetime_ns_) *
+                                                          0.025 * (jitter_rng() % 1000) / 1000.0);
     expires = done + lifetime_ns_ - jitter;
   }
   slot->expires_ns.store(expires, kRelaxed);
@@ -297,8 +298,9 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
   const std::uint64_t id = next_connection_id_.fetch_add(1, kRelaxed);
   slot->connection_id.store(id, kRelaxed);
   opened_.fetch_add(1, kRelaxed);
-  notify(&ObserverList::connect, &PoolObserver::on_connect,
-         [&] { return ConnectEvent{config_.name, id, nanoseconds(done - start), site}; });
+  notify(&ObserverList::connect, &PoolObserver::on_connect, [&] {
+    return ConnectEvent{config_.name, id, nanoseconds(done - start), site};
+  });
 }
 
 bool PoolCore::open_idle() {
@@ -404,8 +406,9 @@ void PoolCore::close_connection(Slot* slot, CloseReason reason) noexcept {
   const std::uint64_t id = slot->connection_id.load(kRelaxed);
   slot->conn.close();
   closed_by_[static_cast<std::size_t>(reason)].fetch_add(1, kRelaxed);
-  notify(&ObserverList::close, &PoolObserver::on_close,
-         [&] { return CloseEvent{config_.name, id, reason, age}; });
+  notify(&ObserverList::close, &PoolObserver::on_close, [&] {
+    return CloseEvent{config_.name, id, reason, age};
+  });
 }
 
 bool PoolCore::make_empty_locked(Slot* slot) {

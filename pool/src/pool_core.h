@@ -105,9 +105,11 @@ class PoolCore {
   // The observers, and for each event the ones that want it.
   struct ObserverList {
     std::vector<std::shared_ptr<PoolObserver>> all;
-    std::vector<PoolObserver*> connect, connect_failed, checkout, reuse, checkin, close, timeout, shutdown;
+    std::vector<PoolObserver*> connect, connect_failed, checkout, reuse, checkin, close, timeout,
+        shutdown;
   };
-  static std::unique_ptr<ObserverList> index_observers(std::vector<std::shared_ptr<PoolObserver>> all);
+  static std::unique_ptr<ObserverList> index_observers(
+      std::vector<std::shared_ptr<PoolObserver>> all);
 
   ~PoolCore();
 

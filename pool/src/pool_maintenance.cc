@@ -22,10 +22,14 @@ std::unique_ptr<PoolCore::ObserverList> PoolCore::index_observers(
   for (const std::shared_ptr<PoolObserver>& o : all) {
     const unsigned events = o->events();
     const std::pair<PoolEvents, std::vector<PoolObserver*> ObserverList::*> lists[] = {
-        {kConnectEvents, &ObserverList::connect},   {kConnectFailedEvents, &ObserverList::connect_failed},
-        {kCheckoutEvents, &ObserverList::checkout}, {kReuseEvents, &ObserverList::reuse},
-        {kCheckinEvents, &ObserverList::checkin},   {kCloseEvents, &ObserverList::close},
-        {kTimeoutEvents, &ObserverList::timeout},   {kShutdownEvents, &ObserverList::shutdown}};
+        {kConnectEvents, &ObserverList::connect},
+        {kConnectFailedEvents, &ObserverList::connect_failed},
+        {kCheckoutEvents, &ObserverList::checkout},
+        {kReuseEvents, &ObserverList::reuse},
+        {kCheckinEvents, &ObserverList::checkin},
+        {kCloseEvents, &ObserverList::close},
+        {kTimeoutEvents, &ObserverList::timeout},
+        {kShutdownEvents, &ObserverList::shutdown}};
     for (const auto& [event, member] : lists) {
       if ((events & event) != 0) ((*list).*member).push_back(o.get());
     }
@@ -81,8 +85,8 @@ void PoolCore::housekeeper_loop(std::stop_token stop) noexcept {
   auto period = config_.housekeeping_interval;
   for (std::int64_t limit : {lifetime_ns_, idle_timeout_ns_}) {
     if (limit > 0) {
-      period = std::min(period, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    nanoseconds(limit / 2)));
+      period = std::min(
+          period, std::chrono::duration_cast<std::chrono::milliseconds>(nanoseconds(limit / 2)));
     }
   }
   // At least daily: a longer sleep gains nothing, and milliseconds::max()
@@ -195,8 +199,8 @@ std::string PoolCore::timeout_message(nanoseconds waited, std::size_t waiting) c
     for (std::size_t i = 0; i < top.size() && i < 3; ++i) {
       out << (i == 0 ? "" : ", ") << top[i].first << " (" << top[i].second.leases
           << (top[i].second.leases == 1 ? " lease" : " leases") << ", longest "
-          << std::setprecision(1)
-          << std::chrono::duration<double>(top[i].second.longest).count() << " s)";
+          << std::setprecision(1) << std::chrono::duration<double>(top[i].second.longest).count()
+          << " s)";
     }
   }
   out << ". Hold leases for shorter spans (and release leaked ones), or raise pool_size or "
@@ -258,8 +262,9 @@ void PoolCore::shutdown() noexcept {
   }
   // Outside the lock, as observer.h promises on_close.
   for (Slot* slot : idle) discard(slot, CloseReason::kShutdown);
-  notify(&ObserverList::shutdown, &PoolObserver::on_shutdown,
-         [&] { return ShutdownEvent{config_.name, leases}; });
+  notify(&ObserverList::shutdown, &PoolObserver::on_shutdown, [&] {
+    return ShutdownEvent{config_.name, leases};
+  });
   bool remove_core = false;
   {
     MutexLock lock(mu_);

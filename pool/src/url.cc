@@ -157,7 +157,7 @@ const std::set<std::string>& libpq_keywords() {
   static const std::set<std::string> keywords = [] {
     std::set<std::string> names;
     std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(PQconndefaults(),
-                                                                        &PQconninfoFree);
+                                                                         &PQconninfoFree);
     for (const PQconninfoOption* o = options.get(); o != nullptr && o->keyword != nullptr; ++o) {
       names.insert(o->keyword);
     }
@@ -297,8 +297,8 @@ ConnectionUrl ConnectionUrl::parse(std::string_view url) {
     result.backend_ = Backend::kPostgreSQL;
     result.soci_backend_ = "postgresql";
   } else {
-    bad_url(shown, "unknown scheme '" + scheme +
-                       "' (known: sqlite, sqlite3, postgresql, postgres)");
+    bad_url(shown,
+            "unknown scheme '" + scheme + "' (known: sqlite, sqlite3, postgresql, postgres)");
   }
 
   if (pairs) {
@@ -322,7 +322,8 @@ ConnectionUrl ConnectionUrl::parse(std::string_view url) {
   }
 
   for (char c : body) {
-    if (std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c))) {
+    if (std::isspace(static_cast<unsigned char>(c)) ||
+        std::iscntrl(static_cast<unsigned char>(c))) {
       bad_url(shown, "unexpected whitespace or control character; percent-encode it (%20)");
     }
   }
@@ -356,20 +357,21 @@ ConnectionUrl ConnectionUrl::parse(std::string_view url) {
     if (!percent_decode(before_query, &path)) bad_url(shown, "malformed %-escape in the path");
     if (path == "/:memory:") path = ":memory:";
     if (path.empty() || path == "/") {
-      bad_url(shown, "no database file: use sqlite:///abs/path.db, sqlite://relative.db or "
-                     "sqlite://:memory:");
+      bad_url(shown,
+              "no database file: use sqlite:///abs/path.db, sqlite://relative.db or "
+              "sqlite://:memory:");
     }
     result.sqlite_path_ = path;
-    std::string connect = "db=" + (path.find_first_of(" \"") == std::string::npos
-                                       ? path
-                                       : "\"" + path + "\"");
+    std::string connect =
+        "db=" + (path.find_first_of(" \"") == std::string::npos ? path : "\"" + path + "\"");
     result.keys_.push_back("db");
     static constexpr std::array<std::string_view, 6> kKnown = {
         "timeout", "synchronous", "shared_cache", "readonly", "nocreate", "vfs"};
     for (const auto& [key, value] : query) {
       if (std::find(kKnown.begin(), kKnown.end(), key) == kKnown.end()) {
-        bad_url(shown, "unknown SQLite parameter '" + key +
-                           "' (known: timeout, synchronous, shared_cache, readonly, nocreate, vfs)");
+        bad_url(shown,
+                "unknown SQLite parameter '" + key +
+                    "' (known: timeout, synchronous, shared_cache, readonly, nocreate, vfs)");
       }
       if (key == "timeout") {
         int seconds = -1;
@@ -404,8 +406,7 @@ ConnectionUrl ConnectionUrl::parse(std::string_view url) {
     if (!percent_decode(userinfo.substr(0, colon), &user)) {
       bad_url(shown, "malformed %-escape in the user name");
     }
-    if (colon != std::string_view::npos &&
-        !percent_decode(userinfo.substr(colon + 1), &password)) {
+    if (colon != std::string_view::npos && !percent_decode(userinfo.substr(colon + 1), &password)) {
       bad_url(shown, "malformed %-escape in the password");
     }
   }

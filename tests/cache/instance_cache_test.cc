@@ -130,7 +130,9 @@ TEST_F(InstanceCacheTest, ForceNewSupersedesABuildThatIsRunning) {
 }
 
 TEST(InstanceCacheConfigTest, ValidateNamesTheInstanceCachesOwnFields) {
-  auto message = [](auto breaks) { return poolscope::testing::validation_error<InstanceCacheConfig>(breaks); };
+  auto message = [](auto breaks) {
+    return poolscope::testing::validation_error<InstanceCacheConfig>(breaks);
+  };
   EXPECT_EQ(message([](InstanceCacheConfig& c) { c.max_instances = 0; }),
             "InstanceCacheConfig.max_instances must be at least 1 (got 0)");
   EXPECT_EQ(message([](InstanceCacheConfig& c) { c.ttl = -5ms; }),
@@ -139,8 +141,8 @@ TEST(InstanceCacheConfigTest, ValidateNamesTheInstanceCachesOwnFields) {
             "InstanceCacheConfig.name must be 1 to 64 of A-Z a-z 0-9 _ . : - (got '')");
   EXPECT_EQ(message([](InstanceCacheConfig&) {}), "accepted");
   try {
-    InstanceCache<int, Account> accounts([](const int& id) { return std::make_shared<Account>(id); },
-                                         {.max_instances = 0});
+    InstanceCache<int, Account> accounts(
+        [](const int& id) { return std::make_shared<Account>(id); }, {.max_instances = 0});
     FAIL() << "a bad config must throw";
   } catch (const std::invalid_argument& e) {
     EXPECT_STREQ(e.what(), "InstanceCacheConfig.max_instances must be at least 1 (got 0)");

@@ -53,8 +53,11 @@ class SettingsCacheTest : public ::testing::TestWithParam<TestBackend> {
             " setting_value VARCHAR(256) NOT NULL CHECK (length(setting_value) < 100),"
             " PRIMARY KEY (account_id, setting_key))";
     for (int account : {1, 2}) {
-      for (auto [k, v] : {std::pair{"api_key", "key-1"}, {"paper_account", "true"},
-                          {"max_orders", "25"}, {"risk", "0.125"}, {"mode", "maybe"}}) {
+      for (auto [k, v] : {std::pair{"api_key", "key-1"},
+                          {"paper_account", "true"},
+                          {"max_orders", "25"},
+                          {"risk", "0.125"},
+                          {"mode", "maybe"}}) {
         // Named: soci::use binds by reference and runs at the end of the statement.
         const std::string key = k, value = v;
         *sql << "INSERT INTO account_settings VALUES (:a, :k, :v)", soci::use(account),
@@ -105,7 +108,8 @@ TEST_P(SettingsCacheTest, TypedReadErrorsNameTheTableEntityKeyAndType) {
     settings.get<bool>(2, "mode");
     FAIL();
   } catch (const SettingTypeError& e) {
-    EXPECT_STREQ(e.what(), "account_settings: setting 'mode' of account_id 2 is 'maybe', not a bool");
+    EXPECT_STREQ(e.what(),
+                 "account_settings: setting 'mode' of account_id 2 is 'maybe', not a bool");
   }
   EXPECT_THROW(settings.get<int>(1, "risk"), SettingTypeError);     // "0.125" is not an int
   EXPECT_THROW(settings.get<int>(1, "api_key"), SettingTypeError);  // nor is "key-1"
@@ -215,8 +219,9 @@ TEST_P(SettingsCacheTest, AReadInsideTheCallersTransactionCachesOnlyCommittedDat
 }
 
 TEST_P(SettingsCacheTest, ReservedWordsWorkAsTableAndColumnNames) {
-  *pool_->acquire() << "CREATE TABLE \"order\" (\"user\" INTEGER NOT NULL, \"key\" VARCHAR(64) NOT NULL,"
-                       " \"value\" VARCHAR(64) NOT NULL, PRIMARY KEY (\"user\", \"key\"))";
+  *pool_->acquire()
+      << "CREATE TABLE \"order\" (\"user\" INTEGER NOT NULL, \"key\" VARCHAR(64) NOT NULL,"
+         " \"value\" VARCHAR(64) NOT NULL, PRIMARY KEY (\"user\", \"key\"))";
   SettingsCache settings(*pool_, {.name = "orders", .table = {"order", "user", "key", "value"}});
   settings.save(3, "limit", "9");
   settings.save(3, "limit", "10");  // the upsert's update path
@@ -235,27 +240,35 @@ INSTANTIATE_TEST_SUITE_P(Backends, SettingsCacheTest,
                          [](const auto& p) { return poolscope::testing::backend_name(p.param); });
 
 TEST(SettingsCacheConfigTest, TableAndColumnNamesMustBeSqlNames) {
-  auto message = [](auto breaks) { return poolscope::testing::validation_error<SettingsCacheConfig>(breaks); };
+  auto message = [](auto breaks) {
+    return poolscope::testing::validation_error<SettingsCacheConfig>(breaks);
+  };
 
-  EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.table = "settings; DROP TABLE x"; }),
-            "SettingsCacheConfig.table.table must be an SQL name, optionally schema.name (ASCII letters, "
-            "digits, '_'; not starting with a digit) (got 'settings; DROP TABLE x')");
-  EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.key_column = "1key"; }).find("table.key_column"),
-            std::string::npos);
+  EXPECT_EQ(
+      message([](SettingsCacheConfig& c) { c.table.table = "settings; DROP TABLE x"; }),
+      "SettingsCacheConfig.table.table must be an SQL name, optionally schema.name (ASCII letters, "
+      "digits, '_'; not starting with a digit) (got 'settings; DROP TABLE x')");
+  EXPECT_NE(
+      message([](SettingsCacheConfig& c) { c.table.key_column = "1key"; }).find("table.key_column"),
+      std::string::npos);
   EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.table = "app.settings"; }), "accepted");
-  EXPECT_EQ(message([](SettingsCacheConfig& c) { c.table.value_column = "a.b"; }),
-            "SettingsCacheConfig.table.value_column must be an SQL name (ASCII letters, digits, '_'; not "
-            "starting with a digit) (got 'a.b')")
+  EXPECT_EQ(
+      message([](SettingsCacheConfig& c) { c.table.value_column = "a.b"; }),
+      "SettingsCacheConfig.table.value_column must be an SQL name (ASCII letters, digits, '_'; not "
+      "starting with a digit) (got 'a.b')")
       << "only the table may be qualified";
   EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.table = "a.b.c"; }), "accepted");
-  EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.entity_column = "caf\xc3\xa9"; }), "accepted")
+  EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.entity_column = "caf\xc3\xa9"; }),
+            "accepted")
       << "ASCII only";
   EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.entity_column = "caf\xe9"; }), "accepted");
   EXPECT_NE(message([](SettingsCacheConfig& c) { c.table.key_column = "key\""; }), "accepted");
 }
 
 TEST(SettingsCacheConfigTest, ValidateNamesTheSettingsCachesOwnFields) {
-  auto message = [](auto breaks) { return poolscope::testing::validation_error<SettingsCacheConfig>(breaks); };
+  auto message = [](auto breaks) {
+    return poolscope::testing::validation_error<SettingsCacheConfig>(breaks);
+  };
 
   EXPECT_EQ(message([](SettingsCacheConfig& c) { c.max_entities = 0; }),
             "SettingsCacheConfig.max_entities must be at least 1 (got 0)");
@@ -287,7 +300,8 @@ TEST(SettingsCacheTypesTest, AStringViewIsReadFromSettingsNotFromTheCache) {
 
 TEST(SettingParseTest, BoolsIntsAndDoublesAreStrict) {
   bool b = false;
-  for (const char* yes : {"true", "TRUE", "1", "yes", "On"}) EXPECT_TRUE(parse_setting(yes, &b) && b) << yes;
+  for (const char* yes : {"true", "TRUE", "1", "yes", "On"})
+    EXPECT_TRUE(parse_setting(yes, &b) && b) << yes;
   for (const char* no : {"false", "0", "no", "OFF"}) EXPECT_TRUE(parse_setting(no, &b) && !b) << no;
   EXPECT_FALSE(parse_setting("truthy", &b));
   int i = 0;

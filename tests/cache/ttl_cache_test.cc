@@ -1,7 +1,5 @@
 #include "poolscope/cache/ttl_cache.h"
 
-#include "test_util.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -16,6 +14,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "test_util.h"
 
 // Counts allocations on the thread that asks, to check that hits allocate
 // nothing. The replacement pairs malloc with free, which GCC cannot see.
@@ -38,7 +38,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TtlCacheConfig manual(std::shared_ptr<ManualClock> clock, std::size_t max_entries = 100, std::size_t shards = 4) {
+TtlCacheConfig manual(std::shared_ptr<ManualClock> clock, std::size_t max_entries = 100,
+                      std::size_t shards = 4) {
   TtlCacheConfig c;
   c.name = "test";
   c.ttl = 300s;
@@ -131,7 +132,9 @@ TEST_F(TtlCacheTest, PerEntryTtlOverridesTheCachesAndZeroNeverExpires) {
   clock_->advance(24h);
   EXPECT_EQ(cache.get(std::string("default")), std::nullopt);
   EXPECT_EQ(cache.get(std::string("forever")), 2);
-  EXPECT_EQ(cache.get_or_load("loaded", [](const std::string&) { return 4; }, 5s), 4);
+  EXPECT_EQ(cache.get_or_load(
+                "loaded", [](const std::string&) { return 4; }, 5s),
+            4);
   clock_->advance(6s);
   EXPECT_EQ(cache.get(std::string("loaded")), std::nullopt);
 }
@@ -208,9 +211,9 @@ TEST_F(TtlCacheTest, PrefixInvalidationRemovesOnlyKeysWithThePrefix) {
 
 TEST_F(TtlCacheTest, GlobInvalidationTreatsOnlyStarAndQuestionMarkAsWildcards) {
   TtlCache<std::string, int> cache(manual(clock_));
-  const std::vector<std::string> keys = {"pair:ETH/USDT", "pair:BTC/USDT", "pair:[x]",  "pair:x",
-                                         "pair.1",        "pairX1",        "strategy:ETH/USDT:rsi",
-                                         "a+b(c)^$",      "a+b(c)^$!",     "star*key", "starXkey"};
+  const std::vector<std::string> keys = {
+      "pair:ETH/USDT",         "pair:BTC/USDT", "pair:[x]",  "pair:x",   "pair.1",  "pairX1",
+      "strategy:ETH/USDT:rsi", "a+b(c)^$",      "a+b(c)^$!", "star*key", "starXkey"};
   auto reset = [&] {
     cache.clear();
     for (const std::string& k : keys) cache.put(k, 1);
@@ -325,19 +328,25 @@ TEST_F(TtlCacheTest, AFailureAfterTheLoaderReturnedReachesEveryWaiterAndLeavesNo
   TtlCache<std::string, Fragile> cache(manual(clock_));
   std::promise<void> loading, release;
   auto first = start([&] {
-    return cache.get_or_load("k", [&](const std::string&) {
-      loading.set_value();
-      release.get_future().wait();
-      return Fragile(1);
-    }).value;
+    return cache
+        .get_or_load("k",
+                     [&](const std::string&) {
+                       loading.set_value();
+                       release.get_future().wait();
+                       return Fragile(1);
+                     })
+        .value;
   });
   loading.get_future().wait();
   std::atomic<int> joined_loads{0};
   auto second = start([&] {
-    return cache.get_or_load("k", [&](const std::string&) {
-      joined_loads.fetch_add(1);
-      return Fragile(2);
-    }).value;
+    return cache
+        .get_or_load("k",
+                     [&](const std::string&) {
+                       joined_loads.fetch_add(1);
+                       return Fragile(2);
+                     })
+        .value;
   });
   ASSERT_TRUE(poolscope::testing::eventually([&] { return cache.stats().misses == 2; }))
       << "the second caller must be waiting for the first load";
@@ -349,7 +358,8 @@ TEST_F(TtlCacheTest, AFailureAfterTheLoaderReturnedReachesEveryWaiterAndLeavesNo
   EXPECT_EQ(joined_loads.load(), 0);
   EXPECT_EQ(cache.stats().load_failures, 1u);
   EXPECT_EQ(cache.stats().entries, 0u);
-  auto later = start([&] { return cache.get_or_load("k", [](const std::string&) { return Fragile(3); }).value; });
+  auto later = start(
+      [&] { return cache.get_or_load("k", [](const std::string&) { return Fragile(3); }).value; });
   EXPECT_EQ(finish(later), 3) << "a later miss loads anew";
 }
 
@@ -439,10 +449,12 @@ TEST_F(TtlCacheTest, WarmLeavesAKeyBeingLoadedToThatLoadWithoutWaitingOrCreditin
 TEST_F(TtlCacheTest, ReloadReplacesTheEntryAndItsHitsCountWhatTheReloadCost) {
   TtlCache<std::string, int> cache(manual(clock_));
   cache.put("k", 1);
-  EXPECT_EQ(cache.reload("k", [](const std::string&) {
-    detail::credit_sessions_avoided(3);
-    return 2;
-  }), 2);
+  EXPECT_EQ(cache.reload("k",
+                         [](const std::string&) {
+                           detail::credit_sessions_avoided(3);
+                           return 2;
+                         }),
+            2);
   EXPECT_EQ(cache.get(std::string("k")), 2);
   const CacheStats s = cache.stats();
   EXPECT_EQ(s.sessions_avoided, 3u);
@@ -473,13 +485,16 @@ TEST_F(TtlCacheTest, VisitReadsTheValueInPlaceAndCountsAsGetDoes) {
   std::size_t length = 0;
   EXPECT_TRUE(cache.visit(std::string_view("a"), [&](const std::string& v) { length = v.size(); }));
   EXPECT_EQ(length, 5u);
-  EXPECT_FALSE(cache.visit(std::string("b"), [&](const std::string&) { ADD_FAILURE() << "absent"; }));
+  EXPECT_FALSE(
+      cache.visit(std::string("b"), [&](const std::string&) { ADD_FAILURE() << "absent"; }));
   std::string seen;
-  cache.visit_or_load("b", [](const std::string&) { return std::string("beta"); },
-                      [&](const std::string& v) { seen = v; });
+  cache.visit_or_load(
+      "b", [](const std::string&) { return std::string("beta"); },
+      [&](const std::string& v) { seen = v; });
   EXPECT_EQ(seen, "beta");
-  cache.visit_or_load("b", [](const std::string&) -> std::string { throw std::logic_error("cached"); },
-                      [&](const std::string& v) { seen = v + "!"; });
+  cache.visit_or_load(
+      "b", [](const std::string&) -> std::string { throw std::logic_error("cached"); },
+      [&](const std::string& v) { seen = v + "!"; });
   EXPECT_EQ(seen, "beta!");
   const CacheStats s = cache.stats();
   EXPECT_EQ(s.hits, 2u);
@@ -534,7 +549,8 @@ TEST_F(TtlCacheTest, AHitAllocatesNothing) {
   t_allocations = 0;
   t_counting = true;
   auto value = cache.get(std::string_view(long_key));
-  auto loaded = cache.get_or_load(long_key, [](const std::string&) { return std::shared_ptr<const std::string>(); });
+  auto loaded = cache.get_or_load(
+      long_key, [](const std::string&) { return std::shared_ptr<const std::string>(); });
   std::size_t size = 0;
   cache.visit(long_key, [&](const std::shared_ptr<const std::string>& v) { size = v->size(); });
   auto number = ints.get(7);
@@ -611,7 +627,9 @@ TEST_F(TtlCacheTest, ManyThreadsKeepTheCacheConsistent) {
 }
 
 TEST(TtlCacheConfigTest, ValidateNamesTheField) {
-  auto message = [](auto breaks) { return poolscope::testing::validation_error<TtlCacheConfig>(breaks); };
+  auto message = [](auto breaks) {
+    return poolscope::testing::validation_error<TtlCacheConfig>(breaks);
+  };
 
   EXPECT_EQ(message([](TtlCacheConfig& c) { c.shards = 3; }),
             "TtlCacheConfig.shards must be a power of two from 1 to 1024 (got 3)");
@@ -619,8 +637,10 @@ TEST(TtlCacheConfigTest, ValidateNamesTheField) {
             "TtlCacheConfig.max_entries must be at least 1 (got 0)");
   EXPECT_EQ(message([](TtlCacheConfig& c) { c.ttl = -1ms; }),
             "TtlCacheConfig.ttl must not be negative (got -1 ms)");
-  EXPECT_NE(message([](TtlCacheConfig& c) { c.name = "a b"; }).find("TtlCacheConfig.name"), std::string::npos);
-  EXPECT_THROW((TtlCache<int, int>(TtlCacheConfig{.name = "x", .shards = 0})), std::invalid_argument);
+  EXPECT_NE(message([](TtlCacheConfig& c) { c.name = "a b"; }).find("TtlCacheConfig.name"),
+            std::string::npos);
+  EXPECT_THROW((TtlCache<int, int>(TtlCacheConfig{.name = "x", .shards = 0})),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "capturing_sink.h"
 #include "exposition.h"
@@ -29,7 +29,9 @@ using poolscope::testing::TestDatabase;
 
 class MetricsCollectorTest : public ::testing::Test {
  protected:
-  void SetUp() override { std::tie(logger_, sink_) = poolscope::testing::CapturingSink::logger("metrics"); }
+  void SetUp() override {
+    std::tie(logger_, sink_) = poolscope::testing::CapturingSink::logger("metrics");
+  }
 
   PoolConfig config(const std::string& name, std::size_t size = 2, std::size_t overflow = 1) {
     PoolConfig c = db_.config(size, overflow);
@@ -54,10 +56,12 @@ TEST_F(MetricsCollectorTest, ASiteCountsACheckoutWhenItsLeaseComesBack) {
   metrics.add_pool(pool);
   metrics.add_tracer(tracer);
   const std::source_location site = std::source_location::current();
-  const std::string series = "poolscope_site_acquires_total{pool=\"returned\",site=\"" + format_site(site) + "\"}";
+  const std::string series =
+      "poolscope_site_acquires_total{pool=\"returned\",site=\"" + format_site(site) + "\"}";
   { Lease lease = pool.acquire(site); }
   Lease held = pool.acquire(site);
-  EXPECT_EQ(parse_samples(metrics.text()).at(series), 1) << "the lease still out is not counted yet";
+  EXPECT_EQ(parse_samples(metrics.text()).at(series), 1)
+      << "the lease still out is not counted yet";
   held.release();
   EXPECT_EQ(parse_samples(metrics.text()).at(series), 2);
   // The JSON is for people: there a lease out counts at once, as in PoolStats.
@@ -88,10 +92,12 @@ TEST_F(MetricsCollectorTest, CountersNeverGoDownWhileLeasesComeAndGo) {
   for (int scrape = 0; scrape < 300 && decreases.empty(); ++scrape) {
     for (const auto& [series, value] : parse_samples(metrics.text())) {
       const std::string name = series.substr(0, series.find('{'));
-      const bool counter = name.ends_with("_total") || name.ends_with("_count") || name.ends_with("_sum");
+      const bool counter =
+          name.ends_with("_total") || name.ends_with("_count") || name.ends_with("_sum");
       if (!counter) continue;
       if (auto it = last.find(series); it != last.end() && value < it->second) {
-        decreases.push_back(series + ": " + std::to_string(it->second) + " -> " + std::to_string(value));
+        decreases.push_back(series + ": " + std::to_string(it->second) + " -> " +
+                            std::to_string(value));
       }
       last[series] = value;
     }
@@ -99,7 +105,8 @@ TEST_F(MetricsCollectorTest, CountersNeverGoDownWhileLeasesComeAndGo) {
   stop = true;
   for (std::thread& t : threads) t.join();
   EXPECT_TRUE(decreases.empty()) << ::testing::PrintToString(decreases);
-  EXPECT_GT(last.at("poolscope_connections_usage_seconds_count{pool=\"busy\"}"), 0) << "the threads did work";
+  EXPECT_GT(last.at("poolscope_connections_usage_seconds_count{pool=\"busy\"}"), 0)
+      << "the threads did work";
 }
 
 TEST_F(MetricsCollectorTest, ACacheWhoseStatsThrowIsLeftOutOfTheScrape) {
@@ -109,22 +116,27 @@ TEST_F(MetricsCollectorTest, ACacheWhoseStatsThrowIsLeftOutOfTheScrape) {
   metrics.add_cache(CacheHandle{.name = "broken", .stats = []() -> cache::CacheStats {
                                   throw std::runtime_error("stats unavailable");
                                 }});
-  metrics.add_cache(CacheHandle{.name = "thrower", .stats = []() -> cache::CacheStats { throw 42; }});
+  metrics.add_cache(
+      CacheHandle{.name = "thrower", .stats = []() -> cache::CacheStats { throw 42; }});
   std::vector<prometheus::MetricFamily> families;
   ASSERT_NO_THROW(families = metrics.Collect());
   const auto s = parse_samples(metrics.text());
-  EXPECT_EQ(s.at("poolscope_connections_max{pool=\"steady\"}"), 3) << "the other components are there";
-  for (const auto& [series, value] : s) EXPECT_EQ(series.find("cache=\"broken\""), std::string::npos) << series;
+  EXPECT_EQ(s.at("poolscope_connections_max{pool=\"steady\"}"), 3)
+      << "the other components are there";
+  for (const auto& [series, value] : s)
+    EXPECT_EQ(series.find("cache=\"broken\""), std::string::npos) << series;
   nlohmann::json j;
   ASSERT_NO_THROW(j = nlohmann::json::parse(metrics.json()));
   EXPECT_EQ(j["pools"][0]["name"], "steady");
   EXPECT_EQ(j["caches"].size(), 0u);
-  EXPECT_EQ(j["errors"], nlohmann::json::array({"cache broken: stats unavailable", "cache thrower: unknown exception"}));
+  EXPECT_EQ(j["errors"], nlohmann::json::array({"cache broken: stats unavailable",
+                                                "cache thrower: unknown exception"}));
 }
 
 TEST_F(MetricsCollectorTest, TheJsonCarriesNamesThatAreNotUtf8) {
   MetricsCollector metrics;
-  metrics.add_cache(CacheHandle{.name = "bad\xff-name", .stats = [] { return cache::CacheStats{}; }});
+  metrics.add_cache(
+      CacheHandle{.name = "bad\xff-name", .stats = [] { return cache::CacheStats{}; }});
   std::string text;
   ASSERT_NO_THROW(text = metrics.json());
   const nlohmann::json j = nlohmann::json::parse(text);
@@ -139,25 +151,35 @@ TEST_F(MetricsCollectorTest, EverySeriesExistsFromTheStartAtZero) {
   metrics.add_cache(configs, "fresh");
   const auto s = parse_samples(metrics.text());
   for (const char* state : {"active", "idle", "pending"}) {
-    EXPECT_EQ(s.at(std::string("poolscope_connections{pool=\"fresh\",state=\"") + state + "\"}"), 0);
+    EXPECT_EQ(s.at(std::string("poolscope_connections{pool=\"fresh\",state=\"") + state + "\"}"),
+              0);
   }
-  for (const char* reason : {"max_lifetime", "idle_timeout", "broken", "validation_failed", "overflow", "shutdown"}) {
-    EXPECT_EQ(s.at(std::string("poolscope_connections_closed_total{pool=\"fresh\",reason=\"") + reason + "\"}"), 0);
+  for (const char* reason :
+       {"max_lifetime", "idle_timeout", "broken", "validation_failed", "overflow", "shutdown"}) {
+    EXPECT_EQ(s.at(std::string("poolscope_connections_closed_total{pool=\"fresh\",reason=\"") +
+                   reason + "\"}"),
+              0);
   }
   for (const char* phase : {"connect", "validation", "checkin"}) {
-    EXPECT_EQ(s.at(std::string("poolscope_connection_errors_total{pool=\"fresh\",phase=\"") + phase + "\"}"), 0)
+    EXPECT_EQ(s.at(std::string("poolscope_connection_errors_total{pool=\"fresh\",phase=\"") +
+                   phase + "\"}"),
+              0)
         << phase;
   }
   EXPECT_EQ(s.at("poolscope_connections_max{pool=\"fresh\"}"), 3);
   EXPECT_EQ(s.at("poolscope_connections_timeout_total{pool=\"fresh\"}"), 0);
   EXPECT_EQ(s.at("poolscope_connections_acquire_seconds_count{pool=\"fresh\"}"), 0);
   EXPECT_EQ(s.at("poolscope_connections_leaked_total{pool=\"fresh\"}"), 0);
-  EXPECT_EQ(s.at("poolscope_cache_requests_total{cache=\"configs\",pool=\"fresh\",result=\"hit\"}"), 0);
-  EXPECT_EQ(s.at("poolscope_cache_requests_total{cache=\"configs\",pool=\"fresh\",result=\"miss\"}"), 0);
+  EXPECT_EQ(s.at("poolscope_cache_requests_total{cache=\"configs\",pool=\"fresh\",result=\"hit\"}"),
+            0);
+  EXPECT_EQ(
+      s.at("poolscope_cache_requests_total{cache=\"configs\",pool=\"fresh\",result=\"miss\"}"), 0);
   for (const char* reason : {"capacity", "ttl", "invalidated"}) {
-    EXPECT_EQ(s.at(std::string("poolscope_cache_evictions_total{cache=\"configs\",pool=\"fresh\",reason=\"") +
-                   reason + "\"}"),
-              0);
+    EXPECT_EQ(
+        s.at(std::string(
+                 "poolscope_cache_evictions_total{cache=\"configs\",pool=\"fresh\",reason=\"") +
+             reason + "\"}"),
+        0);
   }
   EXPECT_EQ(s.at("poolscope_build_info{version=\"" POOLSCOPE_VERSION "\"}"), 1);
 }
@@ -177,7 +199,8 @@ TEST_F(MetricsCollectorTest, CountsMatchThePoolsOwnStatistics) {
   const auto s = parse_samples(metrics.text());
   EXPECT_EQ(s.at("poolscope_connections_acquire_seconds_count{pool=\"counted\"}"), stats.acquires);
   EXPECT_EQ(s.at("poolscope_connections_usage_seconds_count{pool=\"counted\"}"), stats.acquires);
-  EXPECT_EQ(s.at("poolscope_connections_creation_seconds_count{pool=\"counted\"}"), stats.connections_opened);
+  EXPECT_EQ(s.at("poolscope_connections_creation_seconds_count{pool=\"counted\"}"),
+            stats.connections_opened);
   EXPECT_EQ(s.at("poolscope_connections_reuses_total{pool=\"counted\"}"), 1);
   EXPECT_EQ(s.at("poolscope_connections_closed_total{pool=\"counted\",reason=\"overflow\"}"), 1);
   EXPECT_EQ(s.at("poolscope_connections{pool=\"counted\",state=\"idle\"}"), stats.idle);
@@ -193,7 +216,8 @@ TEST_F(MetricsCollectorTest, AcquireBucketsEndAtTheCheckoutTimeout) {
   const std::string text = metrics.text();
   EXPECT_NE(text.find("poolscope_connections_acquire_seconds_bucket{pool=\"bounded\",le=\"2.5\"}"),
             std::string::npos);
-  EXPECT_EQ(text.find("poolscope_connections_acquire_seconds_bucket{pool=\"bounded\",le=\"5\"}"), std::string::npos)
+  EXPECT_EQ(text.find("poolscope_connections_acquire_seconds_bucket{pool=\"bounded\",le=\"5\"}"),
+            std::string::npos)
       << "no bucket past the timeout but +Inf";
   EXPECT_NE(text.find("poolscope_connections_acquire_seconds_bucket{pool=\"bounded\",le=\"+Inf\"}"),
             std::string::npos);
@@ -218,8 +242,9 @@ TEST_F(MetricsCollectorTest, SitesAreLabelledByPoolAndSite) {
 TEST_F(MetricsCollectorTest, TheExpositionPassesPromtool) {
   Pool pool(config("linted"));
   tracing::Tracer tracer(pool, tracer_config());
-  cache::InstanceCache<int, std::string> names([](const int& id) { return std::make_shared<std::string>(std::to_string(id)); },
-                                              {.name = "names"});
+  cache::InstanceCache<int, std::string> names(
+      [](const int& id) { return std::make_shared<std::string>(std::to_string(id)); },
+      {.name = "names"});
   MetricsCollector metrics;
   metrics.add_pool(pool);
   metrics.add_tracer(tracer);
@@ -228,9 +253,11 @@ TEST_F(MetricsCollectorTest, TheExpositionPassesPromtool) {
     Lease lease = pool.acquire();
     names.get(i % 2);
   }
-  const auto file = std::filesystem::temp_directory_path() / ("poolscope-exposition-" + std::to_string(::getpid()));
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("poolscope-exposition-" + std::to_string(::getpid()));
   std::ofstream(file) << metrics.text();
-  const auto [status, output] = poolscope::testing::run_command("promtool check metrics < " + file.string());
+  const auto [status, output] =
+      poolscope::testing::run_command("promtool check metrics < " + file.string());
   std::filesystem::remove(file);
   EXPECT_EQ(status, 0) << output;
   EXPECT_EQ(output, "") << "promtool's lint found problems";
@@ -284,7 +311,12 @@ TEST_F(MetricsCollectorTest, TextCombinesWithTheHostsOwnRegistry) {
   auto metrics = std::make_shared<MetricsCollector>();
   metrics->add_pool(pool);
   prometheus::Registry host;
-  prometheus::BuildCounter().Name("app_requests_total").Help("Requests.").Register(host).Add({}).Increment(3);
+  prometheus::BuildCounter()
+      .Name("app_requests_total")
+      .Help("Requests.")
+      .Register(host)
+      .Add({})
+      .Increment(3);
   const std::string text = render_text({&host, metrics.get()});
   EXPECT_NE(text.find("app_requests_total 3"), std::string::npos);
   EXPECT_NE(text.find("poolscope_connections_max{pool=\"hosted\"} 3"), std::string::npos);

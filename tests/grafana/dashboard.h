@@ -25,7 +25,8 @@ inline std::vector<nlohmann::json> panels_of(const nlohmann::json& dashboard) {
   std::vector<nlohmann::json> out;
   for (const nlohmann::json& p : dashboard["panels"]) {
     if (p.value("type", "") == "row") {
-      for (const nlohmann::json& child : p.value("panels", nlohmann::json::array())) out.push_back(child);
+      for (const nlohmann::json& child : p.value("panels", nlohmann::json::array()))
+        out.push_back(child);
     } else {
       out.push_back(p);
     }
@@ -48,7 +49,8 @@ inline std::string substitute(std::string expr, const DashboardVariables& values
                                                       {"$pool", ".*"},
                                                       {"$cache", ".*"}};
   for (const auto& [from, to] : vars) {
-    for (std::size_t pos = expr.find(from); pos != std::string::npos; pos = expr.find(from, pos + to.size())) {
+    for (std::size_t pos = expr.find(from); pos != std::string::npos;
+         pos = expr.find(from, pos + to.size())) {
       expr.replace(pos, from.size(), to);
     }
   }

@@ -31,9 +31,11 @@ class GrafanaEndToEndTest : public ::testing::Test {
     // Wait until the target is up and rates over 10 s have samples.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
     for (;;) {
-      const json r = query("sum(rate(poolscope_connections_acquire_seconds_count{job=\"" + job_ + "\"}[10s]))");
+      const json r = query("sum(rate(poolscope_connections_acquire_seconds_count{job=\"" + job_ +
+                           "\"}[10s]))");
       if (r.value("status", "") == "success" && !r["data"]["result"].empty()) break;
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no poolscope samples in Prometheus: " << r.dump();
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+          << "no poolscope samples in Prometheus: " << r.dump();
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   }
@@ -41,7 +43,8 @@ class GrafanaEndToEndTest : public ::testing::Test {
   // GET on Prometheus's HTTP API; the parsed body.
   json api(const std::string& path) {
     const auto response = http_request(port_, "GET", path);
-    if (response.status == 0) throw std::runtime_error("no answer from Prometheus: " + response.error);
+    if (response.status == 0)
+      throw std::runtime_error("no answer from Prometheus: " + response.error);
     return json::parse(response.body, nullptr, false);
   }
 
@@ -91,18 +94,22 @@ TEST_F(GrafanaEndToEndTest, EveryPanelQueryRunsAndTheCorePanelsReturnData) {
       json result;
       for (int attempt = 0; attempt < 20; ++attempt) {
         result = query(expr);
-        if (result.value("status", "") != "success" || !core.contains(title) || !result["data"]["result"].empty()) {
+        if (result.value("status", "") != "success" || !core.contains(title) ||
+            !result["data"]["result"].empty()) {
           break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
       }
-      EXPECT_EQ(result.value("status", ""), "success") << title << ": " << expr << "\n" << result.dump();
+      EXPECT_EQ(result.value("status", ""), "success") << title << ": " << expr << "\n"
+                                                       << result.dump();
       if (core.contains(title)) {
-        EXPECT_FALSE(result["data"]["result"].empty()) << "core panel without data: " << title << ": " << expr;
+        EXPECT_FALSE(result["data"]["result"].empty())
+            << "core panel without data: " << title << ": " << expr;
       }
     }
   }
-  for (const std::string& title : core) EXPECT_TRUE(seen.contains(title)) << "the dashboard lost panel " << title;
+  for (const std::string& title : core)
+    EXPECT_TRUE(seen.contains(title)) << "the dashboard lost panel " << title;
 }
 
 TEST_F(GrafanaEndToEndTest, TheVariablesFindTheirValues) {
@@ -117,9 +124,11 @@ TEST_F(GrafanaEndToEndTest, TheVariablesFindTheirValues) {
     ASSERT_EQ(values.value("status", ""), "success") << label << ": " << values.dump();
     EXPECT_FALSE(values["data"].empty()) << "no values for $" << label;
   }
-  const json pools = api("/api/v1/label/pool/values?match[]=" + url_encode("poolscope_connections_max"));
+  const json pools =
+      api("/api/v1/label/pool/values?match[]=" + url_encode("poolscope_connections_max"));
   EXPECT_EQ(pools["data"], json::array({"load"}));
-  const json caches = api("/api/v1/label/cache/values?match[]=" + url_encode("poolscope_cache_entries"));
+  const json caches =
+      api("/api/v1/label/cache/values?match[]=" + url_encode("poolscope_cache_entries"));
   EXPECT_EQ(caches["data"], json::array({"account_settings", "accounts"}));
 }
 

@@ -57,16 +57,17 @@ std::string variable_query(const json& v) {
 // surrounds it.
 struct Selector {
   std::string metric;
-  std::string matchers;   // between the braces; empty when there are none
+  std::string matchers;  // between the braces; empty when there are none
   bool braces = false;
-  std::string before;     // the expression up to the metric name
-  std::string after;      // the expression after the selector
+  std::string before;  // the expression up to the metric name
+  std::string after;   // the expression after the selector
 };
 
 std::vector<Selector> selectors_of(const std::string& expr) {
   std::vector<Selector> out;
   static const std::regex metric(R"(poolscope_[A-Za-z0-9_]+)");
-  for (auto it = std::sregex_iterator(expr.begin(), expr.end(), metric); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(expr.begin(), expr.end(), metric);
+       it != std::sregex_iterator(); ++it) {
     Selector s;
     s.metric = it->str();
     const std::size_t begin = static_cast<std::size_t>(it->position());
@@ -90,7 +91,8 @@ std::string trim_right(std::string s) {
   return s;
 }
 
-bool has_matcher(const std::string& matchers, const std::string& label, const std::string& variable_name) {
+bool has_matcher(const std::string& matchers, const std::string& label,
+                 const std::string& variable_name) {
   const std::regex m(label + R"(\s*=~\s*"\$)" + variable_name + "\"");
   return std::regex_search(matchers, m);
 }
@@ -105,12 +107,14 @@ bool is_counter_sample(const std::string& metric) {
 // Runs expressions through Prometheus's parser: promtool check rules on a
 // rule file made of them.
 std::pair<int, std::string> promtool_check(const std::vector<std::string>& exprs) {
-  const auto file = std::filesystem::temp_directory_path() / ("poolscope-dashboard-rules-" + std::to_string(::getpid()) + ".yml");
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("poolscope-dashboard-rules-" + std::to_string(::getpid()) + ".yml");
   {
     std::ofstream out(file);
     out << "groups:\n  - name: dashboard\n    rules:\n";
     for (std::size_t i = 0; i < exprs.size(); ++i) {
-      out << "      - record: dashboard:query_" << i << "\n        expr: " << json(exprs[i]).dump() << "\n";
+      out << "      - record: dashboard:query_" << i << "\n        expr: " << json(exprs[i]).dump()
+          << "\n";
     }
   }
   auto result = poolscope::testing::run_command("promtool check rules " + file.string());
@@ -153,9 +157,9 @@ TEST_F(DashboardLintTest, PoolAndCacheVariablesSelectFromPoolscopeMetrics) {
 }
 
 TEST_F(DashboardLintTest, EveryPanelHasATitleADescriptionAUnitAndTheTemplatedDatasource) {
-  static const std::set<std::string> kUnits = {"none",  "short", "percent", "percentunit", "bytes", "decbytes",
-                                               "s",     "ms",    "us",      "ns",          "ops",   "reqps",
-                                               "rps",   "wps",   "cps",     "cpm",         "opm",   "dtdurations"};
+  static const std::set<std::string> kUnits = {
+      "none", "short", "percent", "percentunit", "bytes", "decbytes", "s",   "ms",  "us",
+      "ns",   "ops",   "reqps",   "rps",         "wps",   "cps",      "cpm", "opm", "dtdurations"};
   std::set<int> ids;
   const std::vector<json> panels = panels_of(dashboard_);
   ASSERT_GE(panels.size(), 15u);
@@ -163,7 +167,8 @@ TEST_F(DashboardLintTest, EveryPanelHasATitleADescriptionAUnitAndTheTemplatedDat
     const std::string title = p.value("title", "");
     EXPECT_FALSE(title.empty()) << "panel " << p.value("id", 0) << " has no title";
     EXPECT_FALSE(p.value("description", "").empty()) << "panel-title-description-rule: " << title;
-    EXPECT_TRUE(kUnits.contains(p["fieldConfig"]["defaults"].value("unit", ""))) << "panel-units-rule: " << title;
+    EXPECT_TRUE(kUnits.contains(p["fieldConfig"]["defaults"].value("unit", "")))
+        << "panel-units-rule: " << title;
     EXPECT_EQ(p["datasource"]["uid"], "$datasource") << "panel-datasource-rule: " << title;
     EXPECT_FALSE(p.value("targets", json::array()).empty()) << "panel-no-targets-rule: " << title;
     for (const json& t : p.value("targets", json::array())) {
@@ -179,8 +184,10 @@ TEST_F(DashboardLintTest, EverySelectorFiltersByJobInstanceAndPool) {
     EXPECT_FALSE(selectors.empty()) << t.panel << " " << t.ref;
     for (const Selector& s : selectors) {
       ASSERT_TRUE(s.braces) << "target-job-rule: bare " << s.metric << " in " << t.panel;
-      EXPECT_TRUE(has_matcher(s.matchers, "job", "job")) << "target-job-rule: " << t.panel << ": " << s.metric;
-      EXPECT_TRUE(has_matcher(s.matchers, "instance", "instance")) << "target-instance-rule: " << t.panel;
+      EXPECT_TRUE(has_matcher(s.matchers, "job", "job"))
+          << "target-job-rule: " << t.panel << ": " << s.metric;
+      EXPECT_TRUE(has_matcher(s.matchers, "instance", "instance"))
+          << "target-instance-rule: " << t.panel;
       EXPECT_TRUE(has_matcher(s.matchers, "pool", "pool")) << t.panel << ": " << s.metric;
       if (s.metric.starts_with("poolscope_cache_")) {
         EXPECT_TRUE(has_matcher(s.matchers, "cache", "cache")) << t.panel << ": " << s.metric;
@@ -193,7 +200,8 @@ TEST_F(DashboardLintTest, RangesUseRateIntervalAndCountersAreOnlyRated) {
   static const std::regex range(R"(\[([^\]]*)\])");
   static const std::regex irate(R"(\birate\s*\()");
   for (const Target& t : targets_of(dashboard_)) {
-    for (auto it = std::sregex_iterator(t.expr.begin(), t.expr.end(), range); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(t.expr.begin(), t.expr.end(), range);
+         it != std::sregex_iterator(); ++it) {
       EXPECT_EQ((*it)[1], "$__rate_interval") << "target-rate-interval-rule: " << t.panel;
     }
     EXPECT_FALSE(std::regex_search(t.expr, irate)) << t.panel;
@@ -215,7 +223,8 @@ TEST_F(DashboardLintTest, EveryQueryIsValidPromQL) {
   for (const char* name : {"job", "instance", "pool", "cache"}) {
     std::smatch m;
     const std::string q = variable_query(*variable(dashboard_, name));
-    ASSERT_TRUE(std::regex_search(q, m, label_values)) << "template-label-promql-rule: " << name << ": " << q;
+    ASSERT_TRUE(std::regex_search(q, m, label_values))
+        << "template-label-promql-rule: " << name << ": " << q;
     exprs.push_back(substitute(m[1]));
   }
   const auto [status, output] = promtool_check(exprs);
@@ -245,10 +254,12 @@ TEST_F(DashboardLintTest, EveryMetricTheDashboardNamesExistsInTheExposition) {
     for (const Selector& s : selectors_of(t.expr)) named.insert(s.metric);
   }
   for (const char* name : {"job", "instance", "pool", "cache"}) {
-    for (const Selector& s : selectors_of(variable_query(*variable(dashboard_, name)))) named.insert(s.metric);
+    for (const Selector& s : selectors_of(variable_query(*variable(dashboard_, name))))
+      named.insert(s.metric);
   }
   ASSERT_GT(named.size(), 20u);
-  for (const std::string& metric : named) EXPECT_TRUE(exposed.contains(metric)) << metric << " is not exported";
+  for (const std::string& metric : named)
+    EXPECT_TRUE(exposed.contains(metric)) << metric << " is not exported";
 }
 
 TEST(GrafanaProvisioningTest, DatasourceAndDashboardProviderAreThere) {

@@ -3,7 +3,6 @@
 
 #include <gtest/gtest.h>
 #include <soci/soci.h>
-
 #include <unistd.h>
 
 #include <atomic>
@@ -24,8 +23,8 @@ namespace poolscope {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::RecordingObserver;
 using testing::eventually;
+using testing::RecordingObserver;
 using testing::TestBackend;
 using testing::TestDatabase;
 

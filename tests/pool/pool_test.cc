@@ -24,8 +24,8 @@ namespace poolscope {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::RecordingObserver;
 using testing::eventually;
+using testing::RecordingObserver;
 using testing::TestBackend;
 using testing::TestDatabase;
 
@@ -163,7 +163,8 @@ TEST_P(PoolTest, WaitersAreServedInArrivalOrder) {
       served.push_back(i);
     });
     // The next waiter starts only once this one is queued.
-    ASSERT_TRUE(eventually([&] { return pool.stats().pending == static_cast<std::size_t>(i + 1); }));
+    ASSERT_TRUE(
+        eventually([&] { return pool.stats().pending == static_cast<std::size_t>(i + 1); }));
   }
   holder.release();
   for (std::thread& t : waiters) t.join();

@@ -9,8 +9,7 @@ TEST(SiteTest, ShortFunctionNameKeepsTheBareName) {
   EXPECT_EQ(short_function_name("void app::Settings::Load(int) const"), "Load()");
   EXPECT_EQ(short_function_name("app::Account::Account(int)"), "Account()");
   EXPECT_EQ(short_function_name("int main()"), "main()");
-  EXPECT_EQ(short_function_name("std::vector<int> app::rows(const std::map<int, int>&)"),
-            "rows()");
+  EXPECT_EQ(short_function_name("std::vector<int> app::rows(const std::map<int, int>&)"), "rows()");
   EXPECT_EQ(short_function_name("void f<std::pair<int, int> >(T) [with T = int]"),
             "f<std::pair<int, int> >()");
   EXPECT_EQ(short_function_name("bool app::Key::operator()(int) const"), "operator()()");

@@ -74,10 +74,8 @@ TEST(ConnectionUrlTest, AcceptsPostgresSchemeAlias) {
 }
 
 TEST(ConnectionUrlTest, DecodesPercentEscapesAndQuotesForLibpq) {
-  const ConnectionUrl url =
-      ConnectionUrl::parse("postgresql://a%40b:it%27s%2Fsecret@h/my%20db");
-  EXPECT_EQ(url.connect_string(),
-            "host='h' dbname='my db' user='a@b' password='it\\'s/secret'");
+  const ConnectionUrl url = ConnectionUrl::parse("postgresql://a%40b:it%27s%2Fsecret@h/my%20db");
+  EXPECT_EQ(url.connect_string(), "host='h' dbname='my db' user='a@b' password='it\\'s/secret'");
   EXPECT_EQ(url.redacted(), "postgresql://a%40b:***@h/my%20db");
 }
 
@@ -87,13 +85,15 @@ TEST(ConnectionUrlTest, ParsesIpv6Host) {
 }
 
 TEST(ConnectionUrlTest, RedactsPasswordGivenAsQueryParameter) {
-  const ConnectionUrl url = ConnectionUrl::parse("postgresql://u@h/d?password=s3cret&sslmode=require");
+  const ConnectionUrl url =
+      ConnectionUrl::parse("postgresql://u@h/d?password=s3cret&sslmode=require");
   EXPECT_EQ(url.redacted(), "postgresql://u@h/d?password=***&sslmode=require");
   EXPECT_EQ(url.scrub("failed with s3cret"), "failed with ***");
 }
 
 TEST(ConnectionUrlTest, RedactsPasswordAfterAnyWhitespaceInSociForm) {
-  const ConnectionUrl url = ConnectionUrl::parse("postgresql://host=db\tpassword=hunter2\ndbname=d");
+  const ConnectionUrl url =
+      ConnectionUrl::parse("postgresql://host=db\tpassword=hunter2\ndbname=d");
   EXPECT_EQ(url.redacted(), "postgresql://host=db\tpassword=***\ndbname=d");
   EXPECT_NE(url.connect_string().find("hunter2"), std::string::npos);
   EXPECT_EQ(url.scrub("auth failed for hunter2"), "auth failed for ***");

@@ -24,7 +24,8 @@ inline std::map<std::string, double> parse_samples(const std::string& text) {
 // The sample names (without labels) in the exposition.
 inline std::set<std::string> sample_names(const std::string& text) {
   std::set<std::string> out;
-  for (const auto& [series, value] : parse_samples(text)) out.insert(series.substr(0, series.find('{')));
+  for (const auto& [series, value] : parse_samples(text))
+    out.insert(series.substr(0, series.find('{')));
   return out;
 }
 

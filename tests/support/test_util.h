@@ -33,7 +33,8 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::second
 // Runs a shell command; its exit status (-1 if it did not exit) and its
 // output: stdout and stderr together, or, given err, stdout alone with
 // stderr in *err (for a program whose stdout is data, such as JSON).
-inline std::pair<int, std::string> run_command(const std::string& command, std::string* err = nullptr) {
+inline std::pair<int, std::string> run_command(const std::string& command,
+                                               std::string* err = nullptr) {
   std::string err_path;
   std::string redirect = " 2>&1";
   if (err != nullptr) {
@@ -63,16 +64,19 @@ inline std::pair<int, std::string> run_command(const std::string& command, std::
 // the environment variable that names it. Throws std::runtime_error when the
 // variable is unset (the test was not run through ctest) or the file is
 // missing (the fixture did not start its server), naming the fixture.
-inline std::map<std::string, std::string> read_env_file(const char* variable, std::string_view fixture) {
+inline std::map<std::string, std::string> read_env_file(const char* variable,
+                                                        std::string_view fixture) {
   const char* path = std::getenv(variable);
   if (path == nullptr || *path == '\0') {
-    throw std::runtime_error(std::string(variable) + " is not set: run this test through ctest, whose fixture '" +
+    throw std::runtime_error(std::string(variable) +
+                             " is not set: run this test through ctest, whose fixture '" +
                              std::string(fixture) + "' starts the server it needs");
   }
   std::ifstream in(path);
   if (!in) {
-    throw std::runtime_error(std::string("no test server: ") + path + " is missing; the ctest fixture '" +
-                             std::string(fixture) + "' did not start it");
+    throw std::runtime_error(std::string("no test server: ") + path +
+                             " is missing; the ctest fixture '" + std::string(fixture) +
+                             "' did not start it");
   }
   std::map<std::string, std::string> values;
   for (std::string line; std::getline(in, line);) {

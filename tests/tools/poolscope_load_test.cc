@@ -105,7 +105,8 @@ TEST_P(PoolscopeLoadTest, NaiveModeOpensAConnectionPerRead) {
   const nlohmann::json& j = run.json;
   EXPECT_DOUBLE_EQ(j["checkouts_per_render"].get<double>(), 60.0);
   EXPECT_EQ(j["connections_opened"].get<std::uint64_t>(), 60 * j["renders"].get<std::uint64_t>());
-  EXPECT_EQ(j["acquire_samples"], j["connections_opened"]) << "naive mode times every connection open";
+  EXPECT_EQ(j["acquire_samples"], j["connections_opened"])
+      << "naive mode times every connection open";
   // The fields the README promises, in naive mode too: untraced, nothing reported.
   EXPECT_EQ(j["traced"], false);
   EXPECT_EQ(j["sites"], nlohmann::json::array());
@@ -114,14 +115,16 @@ TEST_P(PoolscopeLoadTest, NaiveModeOpensAConnectionPerRead) {
 }
 
 TEST_P(PoolscopeLoadTest, LeakScenarioReportsTheHeldLeaseAndItsReturn) {
-  const LoadRun run = run_load(db() + " --scenario leak --leak-threshold 0.5 --threads 1 --duration 1");
+  const LoadRun run =
+      run_load(db() + " --scenario leak --leak-threshold 0.5 --threads 1 --duration 1");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.json["scenario"], "leak");
   EXPECT_EQ(run.json["leaks_reported"], 1) << run.err;
   EXPECT_EQ(run.json["leaks_returned"], 1) << run.err;
   EXPECT_NE(run.err.find("Possible session leak: connection "), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("by widget.cc:slow_export():"), std::string::npos) << run.err;
-  EXPECT_NE(run.err.find("(slow-export), past leak_threshold 500.0 ms"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("(slow-export), past leak_threshold 500.0 ms"), std::string::npos)
+      << run.err;
   EXPECT_NE(run.err.find("Previously reported leaked lease was returned"), std::string::npos);
 }
 
@@ -141,8 +144,8 @@ TEST_P(PoolscopeLoadTest, CachedModeTakesNoCheckoutsOnceWarmAndCountsTheSessions
 }
 
 TEST_P(PoolscopeLoadTest, SettingsWritesUnderLoadNeverYieldAStaleRead) {
-  const LoadRun run =
-      run_load(db() + " --mode cached --scenario settings-write --write-every 5 --threads 3 --duration 2");
+  const LoadRun run = run_load(
+      db() + " --mode cached --scenario settings-write --write-every 5 --threads 3 --duration 2");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json& j = run.json;
   EXPECT_EQ(j["scenario"], "settings-write");
@@ -152,7 +155,9 @@ TEST_P(PoolscopeLoadTest, SettingsWritesUnderLoadNeverYieldAStaleRead) {
 }
 
 TEST_P(PoolscopeLoadTest, OversubscribeReportsWaitsAndKeepsThePoolsInvariants) {
-  const LoadRun run = run_load(db() + " --scenario oversubscribe --threads 16 --pool-size 2 --max-overflow 1 --duration 1.5");
+  const LoadRun run = run_load(
+      db() +
+      " --scenario oversubscribe --threads 16 --pool-size 2 --max-overflow 1 --duration 1.5");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json& j = run.json;
   EXPECT_EQ(j["scenario"], "oversubscribe");
@@ -169,8 +174,9 @@ TEST_P(PoolscopeLoadTest, OversubscribeReportsWaitsAndKeepsThePoolsInvariants) {
 TEST_P(PoolscopeLoadTest, CheckoutTimeoutsAreCountedAndThePoolsInvariantsStillHold) {
   // 32 threads queue for one connection that each render holds for 60
   // queries: far longer in all than a 1 ms checkout timeout.
-  const LoadRun run = run_load(db() + " --scenario oversubscribe --mode reuse --threads 32 --pool-size 1"
-                                      " --max-overflow 0 --checkout-timeout 0.001 --duration 1.5");
+  const LoadRun run = run_load(db() +
+                               " --scenario oversubscribe --mode reuse --threads 32 --pool-size 1"
+                               " --max-overflow 0 --checkout-timeout 0.001 --duration 1.5");
   ASSERT_EQ(run.exit_code, 0) << "timeouts are measured, not failures\n" << run.err;
   const nlohmann::json& j = run.json;
   const std::uint64_t timeouts = j["timeouts"].get<std::uint64_t>();
@@ -179,11 +185,13 @@ TEST_P(PoolscopeLoadTest, CheckoutTimeoutsAreCountedAndThePoolsInvariantsStillHo
   EXPECT_GT(j["renders"].get<std::uint64_t>(), 0u);
   // The tracer's site table accounts for every timeout the workers saw.
   std::uint64_t site_timeouts = 0;
-  for (const nlohmann::json& site : j["sites"]) site_timeouts += site["timeouts"].get<std::uint64_t>();
+  for (const nlohmann::json& site : j["sites"])
+    site_timeouts += site["timeouts"].get<std::uint64_t>();
   EXPECT_EQ(site_timeouts, timeouts);
   EXPECT_EQ(j["max_open_seen"], 1);
   EXPECT_TRUE(j["invariants_ok"].get<bool>()) << j["invariant_violations"].dump();
-  EXPECT_NE(run.err.find("timeouts               " + std::to_string(timeouts)), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("timeouts               " + std::to_string(timeouts)), std::string::npos)
+      << run.err;
 }
 
 TEST_P(PoolscopeLoadTest, CompareRunsEveryModeAndReportsRatiosAgainstPool) {
@@ -207,8 +215,9 @@ TEST_P(PoolscopeLoadTest, CompareRunsEveryModeAndReportsRatiosAgainstPool) {
     EXPECT_DOUBLE_EQ(ratios[mode]["renders_per_s_vs_pool"].get<double>(),
                      r["renders_per_s"].get<double>() / pool["renders_per_s"].get<double>())
         << mode;
-    EXPECT_DOUBLE_EQ(ratios[mode]["checkouts_per_render_vs_pool"].get<double>(),
-                     r["checkouts_per_render"].get<double>() / pool["checkouts_per_render"].get<double>())
+    EXPECT_DOUBLE_EQ(
+        ratios[mode]["checkouts_per_render_vs_pool"].get<double>(),
+        r["checkouts_per_render"].get<double>() / pool["checkouts_per_render"].get<double>())
         << mode;
   }
   EXPECT_NE(run.err.find("poolscope-load --compare: widget scenario"), std::string::npos);
@@ -222,7 +231,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, PoolscopeLoadTest,
 TEST(PoolscopeLoadFailureTest, UnreachableDatabaseExitsNonZeroShowingOnlyTheRedactedUrl) {
   const LoadRun run = run_load("--db postgresql://app:s3cret@127.0.0.1:1/app --duration 1");
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_NE(run.err.find("cannot connect to postgresql://app:***@127.0.0.1:1/app"), std::string::npos)
+  EXPECT_NE(run.err.find("cannot connect to postgresql://app:***@127.0.0.1:1/app"),
+            std::string::npos)
       << run.err;
   EXPECT_EQ(run.err.find("s3cret"), std::string::npos) << run.err;
 }
@@ -270,7 +280,8 @@ class Child {
 };
 
 TEST(PoolscopeLoadInterruptTest, CtrlCDuringCompareSkipsTheModesNotRunAndExitsMarkedPartial) {
-  const auto dir = std::filesystem::temp_directory_path() / ("poolscope-load-interrupt-" + std::to_string(::getpid()));
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("poolscope-load-interrupt-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string json_path = (dir / "compare.json").string(), out = (dir / "out.txt").string(),
@@ -278,17 +289,20 @@ TEST(PoolscopeLoadInterruptTest, CtrlCDuringCompareSkipsTheModesNotRunAndExitsMa
   // Two minutes per mode: the interrupt lands long before the first is up.
   // --metrics prints its "serving" line once a mode is running, after the
   // signal handlers are in place.
-  Child load({POOLSCOPE_LOAD, "--compare", "--threads", "2", "--duration", "120", "--no-progress", "--metrics",
-              "127.0.0.1:0", "--db", "sqlite://" + (dir / "load.db").string(), "--json", json_path},
+  Child load({POOLSCOPE_LOAD, "--compare", "--threads", "2", "--duration", "120", "--no-progress",
+              "--metrics", "127.0.0.1:0", "--db", "sqlite://" + (dir / "load.db").string(),
+              "--json", json_path},
              out, err);
   ASSERT_TRUE(load.started());
-  ASSERT_TRUE(poolscope::testing::eventually([&] { return read_file(err).find("serving http://") != std::string::npos; },
-                                             std::chrono::seconds(60)))
+  ASSERT_TRUE(poolscope::testing::eventually(
+      [&] { return read_file(err).find("serving http://") != std::string::npos; },
+      std::chrono::seconds(60)))
       << read_file(err);
   load.signal(SIGINT);
   EXPECT_EQ(load.wait(), 130) << "128 + SIGINT\n" << read_file(err);
 
-  const nlohmann::json j = nlohmann::json::parse(read_file(json_path), nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json j =
+      nlohmann::json::parse(read_file(json_path), nullptr, /*allow_exceptions=*/false);
   ASSERT_TRUE(j.is_object()) << read_file(json_path);
   EXPECT_EQ(j["partial"], true);
   // The modes that ran, then those skipped, make up every mode in order;
@@ -311,7 +325,8 @@ TEST(PoolscopeLoadFailureTest, BadOptionsAreUsageErrors) {
   EXPECT_EQ(run_load("--threads 0").exit_code, 2);
   EXPECT_EQ(run_load("--mode sideways").exit_code, 2);
   EXPECT_EQ(run_load("--compare --mode reuse").exit_code, 2);
-  const LoadRun leak_naive = run_load("--scenario leak --mode naive --db sqlite:///tmp/poolscope-x.db");
+  const LoadRun leak_naive =
+      run_load("--scenario leak --mode naive --db sqlite:///tmp/poolscope-x.db");
   EXPECT_EQ(leak_naive.exit_code, 2);
   EXPECT_NE(leak_naive.err.find("the leak scenario needs a pool"), std::string::npos);
 }

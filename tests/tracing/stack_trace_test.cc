@@ -19,7 +19,8 @@ TEST(StackTraceTest, SymbolizesFileFunctionAndLine) {
   EXPECT_EQ(frames[0].format().rfind("stack_trace_test.cc:capture_in_helper():", 0), 0u)
       << frames[0].format();
   bool saw_test_body = false;
-  for (const StackFrame& f : frames) saw_test_body |= f.format().find(":TestBody():") != std::string::npos;
+  for (const StackFrame& f : frames)
+    saw_test_body |= f.format().find(":TestBody():") != std::string::npos;
   EXPECT_TRUE(saw_test_body);
 }
 

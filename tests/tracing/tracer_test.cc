@@ -71,9 +71,10 @@ TEST_P(TracerTest, SessionLogLineNamesTheSiteAndTheRedactedUrl) {
   Lease lease = pool.acquire();
   const std::vector<std::string> created = sink_->matching("Database session created");
   ASSERT_EQ(created.size(), 1u);
-  EXPECT_EQ(created[0], "info: Database session created (id=" + std::to_string(lease.connection_id()) +
-                            ", pool=traced, url=" + pool.redacted_url() +
-                            ") [Called from: tracer_test.cc:TestBody():" + std::to_string(line) + "]");
+  EXPECT_EQ(created[0],
+            "info: Database session created (id=" + std::to_string(lease.connection_id()) +
+                ", pool=traced, url=" + pool.redacted_url() +
+                ") [Called from: tracer_test.cc:TestBody():" + std::to_string(line) + "]");
   if (GetParam() == TestBackend::kPostgreSQL) {
     EXPECT_NE(created[0].find(":***@"), std::string::npos);
     for (const std::string& l : sink_->lines()) {
@@ -145,7 +146,8 @@ TEST_P(TracerTest, LeasesStillOutAtShutdownAreReported) {
   pool.reset();
   const auto lines = sink_->matching("destroyed with 1 lease still out");
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_NE(lines[0].find("by tracer_test.cc:TestBody():" + std::to_string(line)), std::string::npos)
+  EXPECT_NE(lines[0].find("by tracer_test.cc:TestBody():" + std::to_string(line)),
+            std::string::npos)
       << lines[0];
   leaked.release();
 }
@@ -199,7 +201,8 @@ TEST_P(TracerTest, PerSiteCountsAddUpToThePoolsTotals) {
   EXPECT_EQ(sum([](const SiteStats& s) { return s.reuses; }), stats.reuses);
   EXPECT_EQ(stats.reuses, 1200u);
   EXPECT_EQ(sum([](const SiteStats& s) { return s.connections_opened; }), stats.connections_opened);
-  EXPECT_GT(sum([](const SiteStats& s) { return static_cast<std::uint64_t>(s.total_hold.count()); }), 0u);
+  EXPECT_GT(
+      sum([](const SiteStats& s) { return static_cast<std::uint64_t>(s.total_hold.count()); }), 0u);
   // Three sites did the work; "other" is last and empty.
   ASSERT_EQ(sites.size(), 4u);
   EXPECT_TRUE(sites.back().other);
@@ -276,8 +279,9 @@ TEST_F(TracerSqliteTest, ALeaseReturnedWhileItsLeakIsReportedIsStillLoggedAsRetu
   ASSERT_TRUE(eventually([&] { return tracer.stats().leaks_returned == 1; }))
       << ::testing::PrintToString(sink->lines());
   const std::vector<std::string> lines = sink->lines();
-  const auto leak = std::find_if(lines.begin(), lines.end(),
-                                 [](const std::string& l) { return l.find("Possible session leak") != std::string::npos; });
+  const auto leak = std::find_if(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("Possible session leak") != std::string::npos;
+  });
   const auto back = std::find_if(lines.begin(), lines.end(), [](const std::string& l) {
     return l.find("Previously reported leaked lease was returned") != std::string::npos;
   });
@@ -381,7 +385,8 @@ TEST_F(TracerSqliteTest, APoolAttachedAfterAnotherStartsItsChurnHistoryAfresh) {
   tracer.attach(*pool);
   acquire_at(*pool, site);
   std::this_thread::sleep_for(300ms);  // a few windows of samples
-  EXPECT_TRUE(sink_->matching("Session churn at ").empty()) << ::testing::PrintToString(sink_->lines());
+  EXPECT_TRUE(sink_->matching("Session churn at ").empty())
+      << ::testing::PrintToString(sink_->lines());
   EXPECT_EQ(tracer.stats().churn_warnings, 0u);
 }
 
@@ -406,7 +411,10 @@ TEST_F(TracerSqliteTest, ChurnWarningFiresForALoopSiteAndNotForAQuietOne) {
   const auto warnings = sink_->matching("Session churn at ");
   ASSERT_FALSE(warnings.empty());
   for (const std::string& w : warnings) {
-    EXPECT_EQ(w.rfind("warning: Session churn at " + format_site(loop) + " (pool=" + pool.name() + "): ", 0), 0u)
+    EXPECT_EQ(
+        w.rfind("warning: Session churn at " + format_site(loop) + " (pool=" + pool.name() + "): ",
+                0),
+        0u)
         << w;
     EXPECT_NE(w.find("acquires/s over the last"), std::string::npos) << w;
     EXPECT_NE(w.find("Hold one lease around the loop"), std::string::npos) << w;
@@ -475,8 +483,9 @@ TEST_F(TracerSqliteTest, StackCaptureAddsTheCallerChain) {
   EXPECT_NE(created[0].find(" <- tracer_test.cc:TestBody():"), std::string::npos) << created[0];
   // The leak report carries the same chain.
   ASSERT_TRUE(eventually([&] { return !sink_->matching("Possible session leak").empty(); }));
-  EXPECT_NE(sink_->matching("Possible session leak")[0].find("called from tracer_test.cc:TestBody():"),
-            std::string::npos)
+  EXPECT_NE(
+      sink_->matching("Possible session leak")[0].find("called from tracer_test.cc:TestBody():"),
+      std::string::npos)
       << sink_->matching("Possible session leak")[0];
 }
 
@@ -592,17 +601,23 @@ TEST_F(TracerSqliteTest, AttachingTwiceIsRefused) {
 }
 
 TEST(TracerConfigTest, ValidateNamesTheField) {
-  auto message = [](auto breaks) { return poolscope::testing::validation_error<TracerConfig>(breaks); };
+  auto message = [](auto breaks) {
+    return poolscope::testing::validation_error<TracerConfig>(breaks);
+  };
 
   EXPECT_EQ(message([](TracerConfig& c) { c.max_sites = 0; }),
             "TracerConfig.max_sites must be from 1 to 100000 (got 0)");
-  EXPECT_NE(message([](TracerConfig& c) { c.leak_threshold = -1ms; }).find("TracerConfig.leak_threshold"),
+  EXPECT_NE(
+      message([](TracerConfig& c) { c.leak_threshold = -1ms; }).find("TracerConfig.leak_threshold"),
+      std::string::npos);
+  EXPECT_NE(
+      message([](TracerConfig& c) { c.churn_threshold = -2; }).find("TracerConfig.churn_threshold"),
+      std::string::npos);
+  EXPECT_NE(
+      message([](TracerConfig& c) { c.churn_window = 0ms; }).find("TracerConfig.churn_window"),
+      std::string::npos);
+  EXPECT_NE(message([](TracerConfig& c) { c.stack_depth = 99; }).find("(got 99)"),
             std::string::npos);
-  EXPECT_NE(message([](TracerConfig& c) { c.churn_threshold = -2; }).find("TracerConfig.churn_threshold"),
-            std::string::npos);
-  EXPECT_NE(message([](TracerConfig& c) { c.churn_window = 0ms; }).find("TracerConfig.churn_window"),
-            std::string::npos);
-  EXPECT_NE(message([](TracerConfig& c) { c.stack_depth = 99; }).find("(got 99)"), std::string::npos);
   EXPECT_EQ(message([](TracerConfig&) {}), "accepted");
 }
 

@@ -3,9 +3,9 @@
 // PostgreSQL) into docs/benchmarks.md: the machine, the commands, tables with
 // ratios, and the performance goals with what was measured against them.
 
-#include <CLI/CLI.hpp>
 #include <sys/utsname.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -64,7 +64,9 @@ class BenchResults {
     for (const json& b : doc["benchmarks"]) {
       if (b.value("aggregate_name", "") != "median") continue;
       std::string name = b["run_name"];
-      const double scale = b.value("time_unit", "ns") == "ms" ? 1e6 : b.value("time_unit", "ns") == "us" ? 1e3 : 1;
+      const double scale = b.value("time_unit", "ns") == "ms"   ? 1e6
+                           : b.value("time_unit", "ns") == "us" ? 1e3
+                                                                : 1;
       timings_[name] = {b["real_time"].get<double>() * scale, b["cpu_time"].get<double>() * scale};
       for (const char* counter : {"bytes", "sites"}) {
         if (b.contains(counter)) counters_[name + ":" + counter] = b[counter].get<double>();
@@ -103,7 +105,9 @@ std::string times(double x) {
 }
 
 // A latency in seconds, or "-" when nothing was measured.
-std::string latency(double seconds) { return seconds > 0 ? poolscope::duration_text(seconds) : "-"; }
+std::string latency(double seconds) {
+  return seconds > 0 ? poolscope::duration_text(seconds) : "-";
+}
 
 std::string ratio(const std::optional<Timing>& slow, const std::optional<Timing>& fast) {
   if (!slow || !fast || fast->real_ns <= 0) return "n/a";
@@ -118,7 +122,8 @@ json read_comparison(const std::string& path) {
     throw std::runtime_error(path + " is not the JSON of poolscope-load --compare");
   }
   if (doc.value("partial", false)) {
-    throw std::runtime_error(path + " holds a partial comparison (poolscope-load --compare was interrupted)");
+    throw std::runtime_error(
+        path + " holds a partial comparison (poolscope-load --compare was interrupted)");
   }
   return doc;
 }
@@ -133,23 +138,28 @@ std::optional<double> vs_pool(const json& doc, const std::string& mode, const ch
 void compare_table(std::ostream& out, const json& doc) {
   const json& runs = doc["compare"];
   if (runs.empty()) return;
-  out << "| mode | renders/s | vs pool | checkouts per render | reuses per render | sessions opened | "
+  out << "| mode | renders/s | vs pool | checkouts per render | reuses per render | sessions "
+         "opened | "
          "sessions avoided per render | acquire p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const json& r : runs) {
     char line[512];
     const std::string mode = r["mode"];
     const std::optional<double> rate_vs_pool = vs_pool(doc, mode, "renders_per_s_vs_pool");
-    std::snprintf(line, sizeof line, "| %s | %.1f | %s | %.4g | %.4g | %llu | %.2f | %s |\n", mode.c_str(),
-                  r["renders_per_s"].get<double>(), rate_vs_pool ? times(*rate_vs_pool).c_str() : "n/a",
+    std::snprintf(line, sizeof line, "| %s | %.1f | %s | %.4g | %.4g | %llu | %.2f | %s |\n",
+                  mode.c_str(), r["renders_per_s"].get<double>(),
+                  rate_vs_pool ? times(*rate_vs_pool).c_str() : "n/a",
                   r["checkouts_per_render"].get<double>(), r["reuses_per_render"].get<double>(),
                   static_cast<unsigned long long>(r["connections_opened"].get<std::uint64_t>()),
-                  r.value("sessions_avoided_per_render", 0.0), latency(r["acquire_p99_s"].get<double>()).c_str());
+                  r.value("sessions_avoided_per_render", 0.0),
+                  latency(r["acquire_p99_s"].get<double>()).c_str());
     out << line;
   }
   const json& first = runs.front();
-  out << "\n" << first["threads"].get<int>() << " threads, " << std::to_string(first["duration_s"].get<double>()).substr(0, 4)
-      << " s per mode, pool " << first["pool_size"].get<int>() << " + " << first["max_overflow"].get<int>()
-      << ", database " << first["url"].get<std::string>() << ".\n";
+  out << "\n"
+      << first["threads"].get<int>() << " threads, "
+      << std::to_string(first["duration_s"].get<double>()).substr(0, 4) << " s per mode, pool "
+      << first["pool_size"].get<int>() << " + " << first["max_overflow"].get<int>() << ", database "
+      << first["url"].get<std::string>() << ".\n";
 }
 
 }  // namespace
@@ -159,7 +169,8 @@ int main(int argc, char** argv) {
   CLI::App app{"poolscope-bench-report: writes docs/benchmarks.md from scripts/bench.sh's outputs"};
   app.add_option("--bench", bench_path, "poolscope-bench --benchmark_out JSON")->required();
   app.add_option("--sqlite", sqlite_path, "poolscope-load --compare --json on SQLite")->required();
-  app.add_option("--postgres", postgres_path, "poolscope-load --compare --json on PostgreSQL")->required();
+  app.add_option("--postgres", postgres_path, "poolscope-load --compare --json on PostgreSQL")
+      ->required();
   app.add_option("--commands", commands, "How the figures were made");
   CLI11_PARSE(app, argc, argv);
 
@@ -172,12 +183,14 @@ int main(int argc, char** argv) {
     utsname uts{};
     ::uname(&uts);
     // When the benchmarks ran, as Google Benchmark recorded it.
-    const std::string date = bench_doc.contains("context") ? bench_doc["context"].value("date", "?") : "?";
+    const std::string date =
+        bench_doc.contains("context") ? bench_doc["context"].value("date", "?") : "?";
 
     std::ostringstream out;
     out << "# poolscope benchmarks\n\n"
         << "Measured by `" << commands << "` on " << date
-        << ". Every figure below comes from that one run (raw results in `docs/benchmarks-raw/`); rerun the "
+        << ". Every figure below comes from that one run (raw results in `docs/benchmarks-raw/`); "
+           "rerun the "
            "script to measure your own machine.\n\n"
         << "## Machine\n\n"
         << "| | |\n|---|---|\n"
@@ -185,16 +198,22 @@ int main(int argc, char** argv) {
         << "| cores | " << command_output("nproc") << " |\n"
         << "| memory | " << first_line_with("/proc/meminfo", "MemTotal") << " |\n"
         << "| kernel | " << uts.sysname << " " << uts.release << " " << uts.machine << " |\n"
-        << "| clocksource | " << command_output("cat /sys/devices/system/clocksource/clocksource0/current_clocksource")
+        << "| clocksource | "
+        << command_output("cat /sys/devices/system/clocksource/clocksource0/current_clocksource")
         << " |\n"
         << "| compiler | " << command_output("c++ --version | head -n 1") << " |\n"
-        << "| build | Release (-O3), SOCI " << command_output("dpkg-query -W -f='${Version}' libsoci-dev") << " |\n\n";
+        << "| build | Release (-O3), SOCI "
+        << command_output("dpkg-query -W -f='${Version}' libsoci-dev") << " |\n\n";
 
     out << "## Checkout cost: acquire + release\n\n"
-        << "Nanoseconds per operation, median of " << bench_doc["benchmarks"][0].value("repetitions", 0)
-        << " repetitions run in random order across benchmarks (so a slow spell of the machine falls on "
-           "all of them alike): wall-clock time over all threads' operations, then CPU time per operation in "
-           "parentheses. SQLite connections opened up front, so the database is not what is measured. "
+        << "Nanoseconds per operation, median of "
+        << bench_doc["benchmarks"][0].value("repetitions", 0)
+        << " repetitions run in random order across benchmarks (so a slow spell of the machine "
+           "falls on "
+           "all of them alike): wall-clock time over all threads' operations, then CPU time per "
+           "operation in "
+           "parentheses. SQLite connections opened up front, so the database is not what is "
+           "measured. "
            "1 and 2 threads use a pool of 4; 16 threads share a pool of 8.\n\n"
         << "| benchmark | what | 1 thread | 2 threads | 16 threads |\n|---|---|---:|---:|---:|\n";
     const std::pair<const char*, const char*> rows[] = {
@@ -205,45 +224,54 @@ int main(int argc, char** argv) {
         {"BM_PoolAcquireReleaseTracedStacks", "tracing with a stack captured per checkout"},
         {"BM_PoolNestedReuse", "a nested `acquire()` sharing the thread's lease"}};
     for (const auto& [name, what] : rows) {
-      out << "| `" << name << "` | " << what << " | " << ns(bench.at(name, 1)) << " | " << ns(bench.at(name, 2))
-          << " | " << ns(bench.at(name, 16)) << " |\n";
+      out << "| `" << name << "` | " << what << " | " << ns(bench.at(name, 1)) << " | "
+          << ns(bench.at(name, 2)) << " | " << ns(bench.at(name, 16)) << " |\n";
     }
     const auto session = [&](int t) { return bench.at("BM_SociConnectionPoolSession", t); };
     const auto lease = [&](int t) { return bench.at("BM_SociConnectionPoolLease", t); };
     const auto plain = [&](int t) { return bench.at("BM_PoolAcquireRelease", t); };
     const auto traced = [&](int t) { return bench.at("BM_PoolAcquireReleaseTraced", t); };
     out << "\n| ratio | 1 thread | 2 threads | 16 threads |\n|---|---:|---:|---:|\n"
-        << "| `soci::session sql(pool)` / poolscope traced | " << ratio(session(1), traced(1)) << " | "
-        << ratio(session(2), traced(2)) << " | " << ratio(session(16), traced(16)) << " |\n"
-        << "| `soci::session sql(pool)` / poolscope untraced | " << ratio(session(1), plain(1)) << " | "
-        << ratio(session(2), plain(2)) << " | " << ratio(session(16), plain(16)) << " |\n"
+        << "| `soci::session sql(pool)` / poolscope traced | " << ratio(session(1), traced(1))
+        << " | " << ratio(session(2), traced(2)) << " | " << ratio(session(16), traced(16))
+        << " |\n"
+        << "| `soci::session sql(pool)` / poolscope untraced | " << ratio(session(1), plain(1))
+        << " | " << ratio(session(2), plain(2)) << " | " << ratio(session(16), plain(16)) << " |\n"
         << "| poolscope traced / SOCI bare lease | " << ratio(traced(1), lease(1)) << " | "
         << ratio(traced(2), lease(2)) << " | " << ratio(traced(16), lease(16)) << " |\n"
-        << "| poolscope traced / untraced (cost of tracing) | " << ratio(traced(1), plain(1)) << " | "
-        << ratio(traced(2), plain(2)) << " | " << ratio(traced(16), plain(16)) << " |\n\n";
+        << "| poolscope traced / untraced (cost of tracing) | " << ratio(traced(1), plain(1))
+        << " | " << ratio(traced(2), plain(2)) << " | " << ratio(traced(16), plain(16)) << " |\n\n";
 
     out << "## Cache hits\n\n"
-        << "Nanoseconds per hit (CPU time in parentheses). 1,024 string keys longer than the small-string "
-           "buffer, values `std::shared_ptr<const std::string>`; each thread walks the keys in its own order. "
-           "The baseline is what a user would write: one `std::mutex` around a `std::unordered_map`.\n\n"
+        << "Nanoseconds per hit (CPU time in parentheses). 1,024 string keys longer than the "
+           "small-string "
+           "buffer, values `std::shared_ptr<const std::string>`; each thread walks the keys in its "
+           "own order. "
+           "The baseline is what a user would write: one `std::mutex` around a "
+           "`std::unordered_map`.\n\n"
         << "| benchmark | 1 thread | 2 threads |\n|---|---:|---:|\n";
     for (const char* name : {"BM_TtlCacheHit", "BM_SettingsCacheHit", "BM_MutexUnorderedMapHit"}) {
-      out << "| `" << name << "` | " << ns(bench.at(name, 1)) << " | " << ns(bench.at(name, 2)) << " |\n";
+      out << "| `" << name << "` | " << ns(bench.at(name, 1)) << " | " << ns(bench.at(name, 2))
+          << " |\n";
     }
-    out << "| mutex + map / `TtlCache` | " << ratio(bench.at("BM_MutexUnorderedMapHit", 1), bench.at("BM_TtlCacheHit", 1))
-        << " | " << ratio(bench.at("BM_MutexUnorderedMapHit", 2), bench.at("BM_TtlCacheHit", 2)) << " |\n\n";
+    out << "| mutex + map / `TtlCache` | "
+        << ratio(bench.at("BM_MutexUnorderedMapHit", 1), bench.at("BM_TtlCacheHit", 1)) << " | "
+        << ratio(bench.at("BM_MutexUnorderedMapHit", 2), bench.at("BM_TtlCacheHit", 2)) << " |\n\n";
 
     if (const auto scrape = bench.at("BM_MetricsScrape1000Sites", 1)) {
       char line[256];
       std::snprintf(line, sizeof line,
-                    "## One Prometheus scrape\n\nCollecting and serializing every family with %.0f call sites "
+                    "## One Prometheus scrape\n\nCollecting and serializing every family with %.0f "
+                    "call sites "
                     "registered: %.2f ms, %.0f KB of text (`BM_MetricsScrape1000Sites`).\n\n",
-                    bench.counter("BM_MetricsScrape1000Sites", "sites").value_or(0), scrape->real_ns / 1e6,
+                    bench.counter("BM_MetricsScrape1000Sites", "sites").value_or(0),
+                    scrape->real_ns / 1e6,
                     bench.counter("BM_MetricsScrape1000Sites", "bytes").value_or(0) / 1024);
       out << line;
     }
 
-    out << "## poolscope-load --compare\n\nThe incidents' dashboard widget (20 rows, 3 settings reads each) in "
+    out << "## poolscope-load --compare\n\nThe incidents' dashboard widget (20 rows, 3 settings "
+           "reads each) in "
            "every mode, back to back.\n\n### SQLite (embedded file)\n\n";
     compare_table(out, sqlite);
     out << "\n### PostgreSQL (throwaway server on 127.0.0.1)\n\n";
@@ -255,8 +283,8 @@ int main(int argc, char** argv) {
     out << "\n## Goals\n\n| goal | measured | |\n|---|---|---|\n";
     for (int t : {1, 2}) {
       const bool known = session(t) && traced(t);
-      goal("traced acquire+release at least 3x cheaper than `soci::session sql(pool)`, " + std::to_string(t) +
-               (t == 1 ? " thread" : " threads"),
+      goal("traced acquire+release at least 3x cheaper than `soci::session sql(pool)`, " +
+               std::to_string(t) + (t == 1 ? " thread" : " threads"),
            known && session(t)->real_ns / traced(t)->real_ns >= 3, ratio(session(t), traced(t)));
     }
     if (const auto nested = bench.at("BM_PoolNestedReuse", 1)) {
@@ -266,7 +294,8 @@ int main(int argc, char** argv) {
     }
     for (int t : {1, 2}) {
       const bool known = plain(t) && traced(t);
-      goal("tracing on costs less than 15% more than off, " + std::to_string(t) + (t == 1 ? " thread" : " threads"),
+      goal("tracing on costs less than 15% more than off, " + std::to_string(t) +
+               (t == 1 ? " thread" : " threads"),
            known && traced(t)->real_ns / plain(t)->real_ns < 1.15, ratio(traced(t), plain(t)));
     }
     const auto map2 = bench.at("BM_MutexUnorderedMapHit", 2), ttl2 = bench.at("BM_TtlCacheHit", 2);
@@ -281,24 +310,36 @@ int main(int argc, char** argv) {
       char text[96];
       std::snprintf(text, sizeof text, "%s, %.2g checkouts per render",
                     cached_vs_pool ? times(*cached_vs_pool).c_str() : "n/a", cached_checkouts);
-      goal(std::string("cached mode: at most 0.01 checkouts per render and 100x the renders/s of pool mode, ") + name,
+      goal(std::string("cached mode: at most 0.01 checkouts per render and 100x the renders/s of "
+                       "pool mode, ") +
+               name,
            cached_checkouts <= 0.01 && cached_vs_pool.value_or(0) >= 100, text);
     }
     out << "\n## Reading the numbers\n\n"
-        << "- Times are wall-clock per operation over all threads together, so 2 threads that scale show half "
+        << "- Times are wall-clock per operation over all threads together, so 2 threads that "
+           "scale show half "
            "the 1-thread time; the CPU time in parentheses is per thread.\n"
-        << "- 16 threads on a pool of 8: poolscope hands a returned connection to the longest waiter (first come, "
-           "first served, as its users are promised), which costs a wake-up and a context switch per hand-off on "
-           "2 cores. SOCI's pool lets whichever thread runs next take it. Under that much oversubscription the two "
+        << "- 16 threads on a pool of 8: poolscope hands a returned connection to the longest "
+           "waiter (first come, "
+           "first served, as its users are promised), which costs a wake-up and a context switch "
+           "per hand-off on "
+           "2 cores. SOCI's pool lets whichever thread runs next take it. Under that much "
+           "oversubscription the two "
            "are of the same order; fairness is the price of no starved waiter.\n"
-        << "- The cost of tracing is a few nanoseconds (a thread-local site lookup and three counter updates per "
-           "check-in); between runs on a shared VM it moves by about as much as it measures, so read the ratio "
+        << "- The cost of tracing is a few nanoseconds (a thread-local site lookup and three "
+           "counter updates per "
+           "check-in); between runs on a shared VM it moves by about as much as it measures, so "
+           "read the ratio "
            "with the absolute figures.\n"
-        << "- `TtlCache` on 1 thread pays for what the baseline does not do (a TTL check, the clock bit, "
-           "statistics, a shard and a CPU slot to find); from 2 threads on, the baseline's one mutex moves between "
+        << "- `TtlCache` on 1 thread pays for what the baseline does not do (a TTL check, the "
+           "clock bit, "
+           "statistics, a shard and a CPU slot to find); from 2 threads on, the baseline's one "
+           "mutex moves between "
            "cores on every read, while a `TtlCache` reader locks only its own CPU's slot.\n"
-        << "- In poolscope-load, \"sessions opened\" counts connections opened during the measured run; the "
-           "seeding step before it opens the first one, which `cached` mode then reuses for its few loads.\n";
+        << "- In poolscope-load, \"sessions opened\" counts connections opened during the measured "
+           "run; the "
+           "seeding step before it opens the first one, which `cached` mode then reuses for its "
+           "few loads.\n";
     std::cout << out.str();
   } catch (const std::exception& e) {
     std::cerr << "poolscope-bench-report: " << e.what() << "\n";

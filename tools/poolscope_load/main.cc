@@ -14,7 +14,6 @@
 // then marked partial.
 
 #include <CLI/CLI.hpp>
-
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -116,10 +115,13 @@ int run(int argc, char** argv) {
                      : scenario == "oversubscribe"  ? poolscope::load::Scenario::kOversubscribe
                                                     : poolscope::load::Scenario::kWidget;
   if (compare && (scenario != "widget" || app.count("--mode") > 0)) {
-    std::fprintf(stderr, "poolscope-load: --compare runs the widget scenario in every mode; drop --scenario and --mode\n");
+    std::fprintf(stderr,
+                 "poolscope-load: --compare runs the widget scenario in every mode; drop "
+                 "--scenario and --mode\n");
     return 2;
   }
-  if (leak_option->count() > 0) options.leak_threshold = std::chrono::duration<double>(leak_threshold);
+  if (leak_option->count() > 0)
+    options.leak_threshold = std::chrono::duration<double>(leak_threshold);
   if (churn_option->count() > 0) options.churn_threshold = churn_threshold;
 
   // Ctrl-C or SIGTERM ends the run early, with its summary; in --compare,
@@ -167,9 +169,10 @@ int run(int argc, char** argv) {
     if (first_error.empty()) first_error = r.first_error;
   }
   if (!json_path.empty()) {
-    const std::string text =
-        (compare ? poolscope::load::comparison_json(results) : poolscope::load::to_json(results.front())).dump(2) +
-        "\n";
+    const std::string text = (compare ? poolscope::load::comparison_json(results)
+                                      : poolscope::load::to_json(results.front()))
+                                 .dump(2) +
+                             "\n";
     if (json_path == "-") {
       std::fwrite(text.data(), 1, text.size(), stdout);
     } else {

@@ -27,22 +27,23 @@ void print_summary(std::FILE* out, const RunResult& r) {
                r.interrupted ? " (interrupted)" : "");
   row(out, "database", r.url);
   if (r.mode != "naive") {
-    row(out, "pool", "size " + std::to_string(r.pool_size) + " + overflow " +
-                         std::to_string(r.max_overflow));
+    row(out, "pool",
+        "size " + std::to_string(r.pool_size) + " + overflow " + std::to_string(r.max_overflow));
   }
   row(out, "renders", std::to_string(r.renders) + "  (" + number(r.renders_per_s(), 1) + "/s)");
   row(out, r.mode == "naive" ? "connections/render" : "checkouts/render",
       number(r.per_render(r.checkouts), 2));
   row(out, "reuses/render", number(r.per_render(r.reuses), 2));
   row(out, "connections opened", std::to_string(r.connections_opened));
-  row(out, r.mode == "naive" ? "connect p50 / p99" : "checkout p50 / p99", duration_text(r.acquire_p50_s) + " / " +
-                                    duration_text(r.acquire_p99_s));
+  row(out, r.mode == "naive" ? "connect p50 / p99" : "checkout p50 / p99",
+      duration_text(r.acquire_p50_s) + " / " + duration_text(r.acquire_p99_s));
   row(out, "timeouts", std::to_string(r.timeouts));
   row(out, "errors", std::to_string(r.errors));
   if (!r.first_error.empty()) row(out, "first error", r.first_error);
   if (!r.caches.empty()) {
-    row(out, "sessions avoided", std::to_string(r.sessions_avoided) + "  (" +
-                                     number(r.per_render(r.sessions_avoided), 2) + " per render)");
+    row(out, "sessions avoided",
+        std::to_string(r.sessions_avoided) + "  (" + number(r.per_render(r.sessions_avoided), 2) +
+            " per render)");
     for (const cache::CacheStats& c : r.caches) {
       row(out, ("cache " + c.name).c_str(),
           std::to_string(c.hits) + " hits, " + std::to_string(c.misses) + " misses (" +
@@ -51,11 +52,17 @@ void print_summary(std::FILE* out, const RunResult& r) {
     }
   }
   if (r.waits > 0 || r.scenario == "oversubscribe") {
-    row(out, "waits", std::to_string(r.waits) + "  (" + number(r.checkouts > 0 ? 100.0 * static_cast<double>(r.waits) /
-                                                                        static_cast<double>(r.checkouts) : 0, 1) +
-                          "% of checkouts, " + duration_text(r.waits > 0 ? r.wait_total_s / static_cast<double>(r.waits) : 0) +
-                          " on average)");
-    row(out, "most open / pending", std::to_string(r.max_open_seen) + " / " + std::to_string(r.max_pending_seen));
+    row(out, "waits",
+        std::to_string(r.waits) + "  (" +
+            number(r.checkouts > 0
+                       ? 100.0 * static_cast<double>(r.waits) / static_cast<double>(r.checkouts)
+                       : 0,
+                   1) +
+            "% of checkouts, " +
+            duration_text(r.waits > 0 ? r.wait_total_s / static_cast<double>(r.waits) : 0) +
+            " on average)");
+    row(out, "most open / pending",
+        std::to_string(r.max_open_seen) + " / " + std::to_string(r.max_pending_seen));
   }
   if (r.invariants_checked) {
     std::string text = r.invariant_violations.empty() ? "held" : "VIOLATED:";
@@ -67,10 +74,12 @@ void print_summary(std::FILE* out, const RunResult& r) {
     row(out, "stale reads", std::to_string(r.stale_reads) + "  (reads older than the last save)");
   }
   if (r.traced) {
-    row(out, "churn warnings", std::to_string(r.tracer.churn_warnings) + "  (threshold " +
-                                   number(r.churn_threshold, 0) + " acquires/s at one site)");
-    row(out, "leaks reported", std::to_string(r.tracer.leaks_reported) + "  (" +
-                                   std::to_string(r.tracer.leaks_returned) + " came back later)");
+    row(out, "churn warnings",
+        std::to_string(r.tracer.churn_warnings) + "  (threshold " + number(r.churn_threshold, 0) +
+            " acquires/s at one site)");
+    row(out, "leaks reported",
+        std::to_string(r.tracer.leaks_reported) + "  (" + std::to_string(r.tracer.leaks_returned) +
+            " came back later)");
     std::fprintf(out, "\n  top call sites (by checkouts)\n");
     std::fprintf(out, "    %-36s %10s %8s %9s %6s %10s %10s %5s\n", "site", "checkouts", "/render",
                  "reuses", "opened", "avg hold", "max hold", "leaks");
@@ -84,7 +93,8 @@ void print_summary(std::FILE* out, const RunResult& r) {
       std::fprintf(out, "    %-36s %10llu %8.2f %9llu %6llu %10s %10s %5llu\n", s.name.c_str(),
                    static_cast<unsigned long long>(s.acquires), r.per_render(s.acquires),
                    static_cast<unsigned long long>(s.reuses),
-                   static_cast<unsigned long long>(s.connections_opened), duration_text(avg).c_str(),
+                   static_cast<unsigned long long>(s.connections_opened),
+                   duration_text(avg).c_str(),
                    duration_text(std::chrono::duration<double>(s.max_hold).count()).c_str(),
                    static_cast<unsigned long long>(s.leaks));
     }
@@ -226,23 +236,28 @@ void print_comparison(std::FILE* out, const std::vector<RunResult>& results) {
     return;
   }
   const auto ratios = ratios_vs_pool(results);
-  std::fprintf(out, "\npoolscope-load --compare: widget scenario, %s, %d threads, %.1f s per mode\n",
-               results.front().backend.c_str(), results.front().threads, results.front().duration_s);
-  std::fprintf(out, "  %-7s %14s %10s %17s %16s %14s %12s\n", "mode", "renders/s", "vs pool", "checkouts/render",
-               "sessions opened", "avoided/render", "checkout p99");
+  std::fprintf(
+      out, "\npoolscope-load --compare: widget scenario, %s, %d threads, %.1f s per mode\n",
+      results.front().backend.c_str(), results.front().threads, results.front().duration_s);
+  std::fprintf(out, "  %-7s %14s %10s %17s %16s %14s %12s\n", "mode", "renders/s", "vs pool",
+               "checkouts/render", "sessions opened", "avoided/render", "checkout p99");
   for (const RunResult& r : results) {
     const auto it = ratios.find(r.mode);
     char vs_pool[32] = "n/a";
-    if (it != ratios.end()) std::snprintf(vs_pool, sizeof vs_pool, "%.2fx", it->second.renders_per_s);
-    std::fprintf(out, "  %-7s %14.1f %10s %17.4f %16llu %14.2f %12s%s\n", r.mode.c_str(), r.renders_per_s(), vs_pool,
-                 r.per_render(r.checkouts), static_cast<unsigned long long>(r.connections_opened),
+    if (it != ratios.end())
+      std::snprintf(vs_pool, sizeof vs_pool, "%.2fx", it->second.renders_per_s);
+    std::fprintf(out, "  %-7s %14.1f %10s %17.4f %16llu %14.2f %12s%s\n", r.mode.c_str(),
+                 r.renders_per_s(), vs_pool, r.per_render(r.checkouts),
+                 static_cast<unsigned long long>(r.connections_opened),
                  r.per_render(r.sessions_avoided), duration_text(r.acquire_p99_s).c_str(),
                  r.interrupted ? "  (interrupted)" : "");
   }
   if (is_partial(results)) {
     std::string missing;
-    for (const std::string& m : modes_not_run(results)) missing += (missing.empty() ? "" : ", ") + m;
-    std::fprintf(out, "  PARTIAL: interrupted%s%s; the modes did not run alike, so compare with care\n",
+    for (const std::string& m : modes_not_run(results))
+      missing += (missing.empty() ? "" : ", ") + m;
+    std::fprintf(out,
+                 "  PARTIAL: interrupted%s%s; the modes did not run alike, so compare with care\n",
                  missing.empty() ? "" : "; not run: ", missing.c_str());
   }
   std::fflush(out);

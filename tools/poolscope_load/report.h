@@ -3,9 +3,8 @@
 #pragma once
 
 #include <cstdio>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "runner.h"
 

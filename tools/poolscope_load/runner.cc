@@ -114,7 +114,8 @@ RunResult run(const RunOptions& options) {
   config.name = "load";
   config.pool_size = options.pool_size;
   config.max_overflow = options.max_overflow;
-  config.checkout_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options.checkout_timeout);
+  config.checkout_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.checkout_timeout);
   Pool pool(config);
 
   const Seconds leak_threshold = options.leak_threshold.value_or(
@@ -152,7 +153,8 @@ RunResult run(const RunOptions& options) {
   Seconds duration = options.duration;
   if (options.scenario == Scenario::kLeak && duration < leak_hold + Seconds(0.5)) {
     duration = leak_hold + Seconds(0.5);
-    Console::instance().line("poolscope-load: running " + std::to_string(duration.count()).substr(0, 4) +
+    Console::instance().line("poolscope-load: running " +
+                             std::to_string(duration.count()).substr(0, 4) +
                              " s so the held lease passes leak_threshold and comes back");
   }
 
@@ -171,13 +173,14 @@ RunResult run(const RunOptions& options) {
   if (!options.metrics_listen.empty()) {
     server = std::make_unique<exporters::MetricsServer>(
         metrics, exporters::MetricsServerConfig{.listen = options.metrics_listen});
-    Console::instance().line("poolscope-load: serving " + server->url() + "/metrics and " + server->url() +
-                             "/stats.json");
+    Console::instance().line("poolscope-load: serving " + server->url() + "/metrics and " +
+                             server->url() + "/stats.json");
   }
 
   std::vector<Worker> workers(static_cast<std::size_t>(options.threads));
   for (Worker& w : workers) {
-    w.renderer = std::make_unique<WidgetRenderer>(options.mode, &pool, url, caches.get(), ledger.get());
+    w.renderer =
+        std::make_unique<WidgetRenderer>(options.mode, &pool, url, caches.get(), ledger.get());
   }
   std::atomic<bool> stop{false};
   std::mutex error_mu;
@@ -241,7 +244,8 @@ RunResult run(const RunOptions& options) {
         violation("open " + std::to_string(s.open) + " > max " + std::to_string(s.max_connections));
       }
       if (s.active > s.max_connections) {
-        violation("active " + std::to_string(s.active) + " > max " + std::to_string(s.max_connections));
+        violation("active " + std::to_string(s.active) + " > max " +
+                  std::to_string(s.max_connections));
       }
       if (s.pending > acquirers) {
         violation("pending " + std::to_string(s.pending) + " > " + std::to_string(acquirers) +
@@ -322,13 +326,16 @@ RunResult run(const RunOptions& options) {
   if (result.invariants_checked) {
     // Nothing lost: with every worker stopped, every lease is back.
     if (after.active != 0) violation("active " + std::to_string(after.active) + " after the run");
-    if (after.pending != 0) violation("pending " + std::to_string(after.pending) + " after the run");
+    if (after.pending != 0)
+      violation("pending " + std::to_string(after.pending) + " after the run");
     if (after.open != after.idle) {
-      violation("open " + std::to_string(after.open) + " != idle " + std::to_string(after.idle) + " after the run");
+      violation("open " + std::to_string(after.open) + " != idle " + std::to_string(after.idle) +
+                " after the run");
     }
     if (after.connections_opened - after.closed_total() != after.open) {
-      violation("opened - closed = " + std::to_string(after.connections_opened - after.closed_total()) +
-                " but open = " + std::to_string(after.open));
+      violation(
+          "opened - closed = " + std::to_string(after.connections_opened - after.closed_total()) +
+          " but open = " + std::to_string(after.open));
     }
   }
   result.invariant_violations = violations;

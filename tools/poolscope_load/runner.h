@@ -98,7 +98,7 @@ struct RunResult {
   std::string stats_json;  // the collector's snapshot, when asked for
 
   // Waiting (every scenario; the point of oversubscribe).
-  std::uint64_t waits = 0;        // checkouts that had to queue
+  std::uint64_t waits = 0;  // checkouts that had to queue
   double wait_total_s = 0;
   std::size_t max_open_seen = 0;
   std::size_t max_pending_seen = 0;
@@ -108,7 +108,9 @@ struct RunResult {
   bool invariants_checked = false;
   std::vector<std::string> invariant_violations;
 
-  double renders_per_s() const { return duration_s > 0 ? static_cast<double>(renders) / duration_s : 0; }
+  double renders_per_s() const {
+    return duration_s > 0 ? static_cast<double>(renders) / duration_s : 0;
+  }
   double per_render(std::uint64_t n) const {
     return renders > 0 ? static_cast<double>(n) / static_cast<double>(renders) : 0;
   }

@@ -118,8 +118,8 @@ std::string query_setting(soci::session& sql, int account_id, const std::string&
   sql << "SELECT setting_value FROM account_settings WHERE account_id = :a AND setting_key = :k",
       soci::use(account_id), soci::use(key), soci::into(value, ind);
   if (!sql.got_data() || ind != soci::i_ok) {
-    throw std::runtime_error("account " + std::to_string(account_id) + " has no setting '" +
-                             key + "'");
+    throw std::runtime_error("account " + std::to_string(account_id) + " has no setting '" + key +
+                             "'");
   }
   return value;
 }

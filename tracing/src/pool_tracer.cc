@@ -48,7 +48,8 @@ PoolTracer::PoolTracer(std::shared_ptr<TracerState> state, Pool& pool)
 
 PoolTracer::~PoolTracer() = default;
 
-std::string PoolTracer::called_from(const std::source_location* site, const StackTrace& trace) const {
+std::string PoolTracer::called_from(const std::source_location* site,
+                                    const StackTrace& trace) const {
   if (site == nullptr) return "[Called from: poolscope housekeeping (min_idle)]";
   std::string out = "[Called from: " + format_site(*site);
   if (!trace.empty()) {
@@ -81,7 +82,8 @@ void PoolTracer::on_connect(const ConnectEvent& e) {
 void PoolTracer::on_connect_failed(const ConnectFailedEvent& e) {
   spdlog::logger& log = state_->logger();
   if (!log.should_log(spdlog::level::warn)) return;
-  const StackTrace trace = stacks_ != nullptr && e.site != nullptr ? StackTrace::capture() : StackTrace();
+  const StackTrace trace =
+      stacks_ != nullptr && e.site != nullptr ? StackTrace::capture() : StackTrace();
   log.warn("Database session could not be opened (pool={}, url={}) {}: {}", pool_name_, url_,
            called_from(e.site, trace), e.error);
 }
@@ -97,7 +99,8 @@ void PoolTracer::on_checkout(const CheckoutEvent& e) {
   }
 }
 
-void PoolTracer::publish_stack(std::uint32_t slot, std::uint64_t checkout, const StackTrace& trace) noexcept {
+void PoolTracer::publish_stack(std::uint32_t slot, std::uint64_t checkout,
+                               const StackTrace& trace) noexcept {
   SlotStack& s = stacks_[slot];
   s.checkout.store(0, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
@@ -114,16 +117,15 @@ StackTrace PoolTracer::stack(std::uint32_t slot, std::uint64_t checkout) const {
   const SlotStack& s = stacks_[slot];
   if (s.checkout.load(std::memory_order_acquire) != checkout) return {};
   std::array<std::uintptr_t, StackTrace::kMaxFrames> frames{};
-  const std::size_t size = std::min<std::size_t>(s.size.load(std::memory_order_relaxed), frames.size());
+  const std::size_t size =
+      std::min<std::size_t>(s.size.load(std::memory_order_relaxed), frames.size());
   for (std::size_t i = 0; i < size; ++i) frames[i] = s.frames[i].load(std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_acquire);
   if (s.checkout.load(std::memory_order_relaxed) != checkout) return {};
   return StackTrace::from_frames({frames.data(), size});
 }
 
-void PoolTracer::on_reuse(const ReuseEvent& e) {
-  bump(registry().lookup(e.site).counters->reuses);
-}
+void PoolTracer::on_reuse(const ReuseEvent& e) { bump(registry().lookup(e.site).counters->reuses); }
 
 void PoolTracer::on_checkin(const CheckinEvent& e) {
   SiteCounters& c = *registry().lookup(e.site).counters;
@@ -132,7 +134,8 @@ void PoolTracer::on_checkin(const CheckinEvent& e) {
   bump(c.hold_ns, held);
   raise_max(c.max_hold_ns, held);
   // Only this slot's record: a relaxed load, equal only for a reported lease.
-  if (e.slot < slots_ && reported_[e.slot].load(std::memory_order_relaxed) == e.checkout) [[unlikely]] {
+  if (e.slot < slots_ && reported_[e.slot].load(std::memory_order_relaxed) == e.checkout)
+      [[unlikely]] {
     lease_returned(e);
   }
 }
@@ -145,14 +148,16 @@ void PoolTracer::lease_returned(const CheckinEvent& e) noexcept {
   }
   state_->leaks_returned.fetch_add(1, std::memory_order_relaxed);
   try {
-    state_->logger().info("Previously reported leaked lease was returned: pool={}, site {}, held for {}",
-                          pool_name_, format_site(e.site), duration_text(e.held));
+    state_->logger().info(
+        "Previously reported leaked lease was returned: pool={}, site {}, held for {}", pool_name_,
+        format_site(e.site), duration_text(e.held));
   } catch (...) {
     // A log line that cannot be written is dropped, nothing else.
   }
 }
 
-std::string PoolTracer::leak_text(const LeaseInfo& lease, std::chrono::nanoseconds threshold) const {
+std::string PoolTracer::leak_text(const LeaseInfo& lease,
+                                  std::chrono::nanoseconds threshold) const {
   std::string text = "Possible session leak: connection " + std::to_string(lease.connection_id) +
                      " (pool=" + pool_name_ + ") held for " + duration_text(lease.held) + " by " +
                      format_site(lease.site) + " on thread " + std::to_string(lease.thread);
@@ -165,7 +170,8 @@ std::string PoolTracer::leak_text(const LeaseInfo& lease, std::chrono::nanosecon
   return text;
 }
 
-void PoolTracer::scan_leaks(std::span<const LeaseInfo> leases, std::chrono::nanoseconds threshold) noexcept {
+void PoolTracer::scan_leaks(std::span<const LeaseInfo> leases,
+                            std::chrono::nanoseconds threshold) noexcept {
   poolscope::detail::MutexLock lock(scan_mu_);
   spdlog::logger& log = state_->logger();
 
@@ -188,8 +194,9 @@ void PoolTracer::scan_leaks(std::span<const LeaseInfo> leases, std::chrono::nano
     }
     state_->leaks_returned.fetch_add(1, std::memory_order_relaxed);
     try {
-      log.info("Previously reported leaked lease was returned: pool={}, site {}, held for more than {}",
-               pool_name_, format_site(back.site), duration_text(back.held));
+      log.info(
+          "Previously reported leaked lease was returned: pool={}, site {}, held for more than {}",
+          pool_name_, format_site(back.site), duration_text(back.held));
     } catch (...) {
     }
   }

@@ -84,7 +84,8 @@ SiteRegistry::SiteRegistry(std::size_t max_sites)
       chunks_(max_sites / kChunk + 1),
       site_chunks_(new std::atomic<Site*>[chunks_]) {
   MutexLock lock(mu_);
-  for (std::size_t i = 0; i < chunks_; ++i) site_chunks_[i].store(nullptr, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < chunks_; ++i)
+    site_chunks_[i].store(nullptr, std::memory_order_relaxed);
   site_locked(static_cast<std::uint32_t>(max_sites_)).name = "other";
   retired_ = std::make_unique<CounterTable>();
 }
@@ -166,7 +167,9 @@ void SiteRegistry::retire(CounterTable* table) noexcept {
     for (std::size_t i = 0; i < kChunk; ++i) {
       SiteCounters& from = table->chunks[chunk][i];
       const Counts counts = from.load();
-      if (counts.acquires == 0 && counts.reuses == 0 && counts.hold_ns == 0 && counts.max_hold_ns == 0) continue;
+      if (counts.acquires == 0 && counts.reuses == 0 && counts.hold_ns == 0 &&
+          counts.max_hold_ns == 0)
+        continue;
       try {
         retired_->at(chunk * kChunk + i).add(counts);
       } catch (...) {

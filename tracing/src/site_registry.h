@@ -153,8 +153,8 @@ class SiteRegistry : public std::enable_shared_from_this<SiteRegistry> {
   ~SiteRegistry();
 
   struct Entry {
-    std::uint32_t index;      // the site's index (max_sites for "other")
-    SiteCounters* counters;   // the calling thread's counters for it
+    std::uint32_t index;     // the site's index (max_sites for "other")
+    SiteCounters* counters;  // the calling thread's counters for it
   };
 
   // The calling thread's entry for site, interning the site on first sight

@@ -23,8 +23,8 @@ namespace {
 std::string demangle(const char* name) {
   if (name == nullptr) return {};
   int status = 0;
-  std::unique_ptr<char, decltype(&std::free)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status),
-                                                  &std::free);
+  std::unique_ptr<char, decltype(&std::free)> out(
+      abi::__cxa_demangle(name, nullptr, nullptr, &status), &std::free);
   return status == 0 && out != nullptr ? std::string(out.get()) : std::string(name);
 }
 
@@ -46,7 +46,8 @@ void on_error(void*, const char*, int) {}
 
 // Frames of the pool and the tracer themselves, between capture and the site.
 bool is_poolscope_frame(const StackFrame& f) {
-  for (std::string_view prefix : {"poolscope::Pool::", "poolscope::detail::", "poolscope::tracing::"}) {
+  for (std::string_view prefix :
+       {"poolscope::Pool::", "poolscope::detail::", "poolscope::tracing::"}) {
     if (f.function.starts_with(prefix)) return true;
   }
   return false;

@@ -56,8 +56,8 @@ class ChurnDetector {
         const auto index = static_cast<std::uint32_t>(i < named ? i : registry.max_sites());
         Site& site = i < named ? samples.named[i] : samples.other;
         if (const std::optional<double> rate = site.sample(now, acquires[i], window, threshold)) {
-          warn(*pool, index, *rate, std::chrono::duration<double>(now - site.samples.front().time).count(),
-               threshold);
+          warn(*pool, index, *rate,
+               std::chrono::duration<double>(now - site.samples.front().time).count(), threshold);
         }
       }
     }
@@ -73,8 +73,8 @@ class ChurnDetector {
     std::optional<Clock::time_point> warned;
 
     // Records a sample; returns the rate when it deserves a warning.
-    std::optional<double> sample(Clock::time_point now, std::uint64_t acquires, Clock::duration window,
-                                 double threshold) {
+    std::optional<double> sample(Clock::time_point now, std::uint64_t acquires,
+                                 Clock::duration window, double threshold) {
       // A count never goes down; if one does, its history is not this one.
       if (!samples.empty() && acquires < samples.back().acquires) samples.clear();
       samples.push_back({now, acquires});
@@ -96,13 +96,15 @@ class ChurnDetector {
     Site other;
   };
 
-  void warn(detail::PoolTracer& pool, std::uint32_t site, double rate, double span, double threshold) {
+  void warn(detail::PoolTracer& pool, std::uint32_t site, double rate, double span,
+            double threshold) {
     const std::string name = pool.registry().name(site);
     state_.logger().warn(
         "Session churn at {}{} (pool={}): {:.0f} acquires/s over the last {:.1f} s "
         "(churn_threshold {:g}/s). Acquiring in a loop? Hold one lease around the loop (nested "
         "acquire() calls share it), or cache what the loop reads.",
-        name, name == "other" ? " (sites past max_sites)" : "", pool.pool_name(), rate, span, threshold);
+        name, name == "other" ? " (sites past max_sites)" : "", pool.pool_name(), rate, span,
+        threshold);
     state_.churn_warnings.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -166,7 +168,8 @@ void TracerConfig::validate() const {
     invalid("max_sites", "must be from 1 to 100000", std::to_string(max_sites));
   }
   if (leak_threshold.count() < 0) {
-    invalid("leak_threshold", "must not be negative", std::to_string(leak_threshold.count()) + " ms");
+    invalid("leak_threshold", "must not be negative",
+            std::to_string(leak_threshold.count()) + " ms");
   }
   if (!(churn_threshold >= 0) || !std::isfinite(churn_threshold)) {
     invalid("churn_threshold", "must be a finite number >= 0", std::to_string(churn_threshold));
@@ -176,7 +179,8 @@ void TracerConfig::validate() const {
   }
   if (stack_depth > 32) invalid("stack_depth", "must be at most 32", std::to_string(stack_depth));
   if (session_level < spdlog::level::trace || session_level > spdlog::level::off) {
-    invalid("session_level", "must be an spdlog level", std::to_string(static_cast<int>(session_level)));
+    invalid("session_level", "must be an spdlog level",
+            std::to_string(static_cast<int>(session_level)));
   }
 }
 
@@ -211,7 +215,8 @@ std::vector<SiteStats> Tracer::sites(SiteOrder order) const {
       detail::merge(merged[it->second], s);
     }
   }
-  if (index.find("other") == index.end()) merged.push_back(SiteStats{.name = "other", .other = true});
+  if (index.find("other") == index.end())
+    merged.push_back(SiteStats{.name = "other", .other = true});
   sort_sites(merged, order);
   return merged;
 }

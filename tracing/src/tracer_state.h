@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "poolscope/pool/mutex.h"
 #include "poolscope/pool/duration_text.h"
+#include "poolscope/pool/mutex.h"
 #include "poolscope/pool/pool.h"
 #include "poolscope/tracing/stack_trace.h"
 #include "poolscope/tracing/tracer.h"

@@ -13,9 +13,9 @@ struct CacheStats {
   std::string name;
 
   std::uint64_t hits = 0;
-  std::uint64_t misses = 0;         // including callers that waited on another's load
-  std::uint64_t loads = 0;          // loader runs that succeeded
-  std::uint64_t load_failures = 0;  // loader runs that threw
+  std::uint64_t misses = 0;               // including callers that waited on another's load
+  std::uint64_t loads = 0;                // loader runs that succeeded
+  std::uint64_t load_failures = 0;        // loader runs that threw
   std::chrono::nanoseconds load_time{0};  // total, successes and failures
 
   // Entries removed, by why.

@@ -31,7 +31,9 @@ class ManualClock final : public CacheClock {
   time_point now() const noexcept override {
     return time_point(std::chrono::nanoseconds(ns_.load(std::memory_order_acquire)));
   }
-  void advance(std::chrono::nanoseconds d) noexcept { ns_.fetch_add(d.count(), std::memory_order_acq_rel); }
+  void advance(std::chrono::nanoseconds d) noexcept {
+    ns_.fetch_add(d.count(), std::memory_order_acq_rel);
+  }
 
  private:
   std::atomic<std::int64_t> ns_{1'000'000'000};

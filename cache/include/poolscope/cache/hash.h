@@ -52,7 +52,9 @@ inline std::uint64_t hash_bytes(std::string_view s) noexcept {
   } else if (n >= 4) {
     h = (h ^ (load32(p) << 32 | load32(p + n - 4))) * kMul;
   } else if (n > 0) {
-    const auto byte = [p](std::size_t i) { return static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])); };
+    const auto byte = [p](std::size_t i) {
+      return static_cast<std::uint64_t>(static_cast<unsigned char>(p[i]));
+    };
     h = (h ^ (byte(0) << 16 | byte(n >> 1) << 8 | byte(n - 1))) * kMul;
   }
   return mix64(h);

@@ -85,7 +85,8 @@ class InstanceCache {
 
   std::shared_ptr<T> build(const Id& id) {
     std::shared_ptr<T> instance = factory_(id);
-    if (instance == nullptr) throw std::logic_error("InstanceCache '" + name() + "': the factory returned null");
+    if (instance == nullptr)
+      throw std::logic_error("InstanceCache '" + name() + "': the factory returned null");
     return instance;
   }
 

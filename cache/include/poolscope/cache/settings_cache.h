@@ -97,7 +97,8 @@ concept SettingValue = requires(std::string_view text, T* out) {
 // A SettingValue that owns what it holds, so it may outlive the cached
 // Settings it was read from (std::string_view may not).
 template <class T>
-concept OwningSettingValue = SettingValue<T> && !std::same_as<std::remove_cv_t<T>, std::string_view>;
+concept OwningSettingValue =
+    SettingValue<T> && !std::same_as<std::remove_cv_t<T>, std::string_view>;
 
 // The settings of one entity as loaded: an immutable value.
 class Settings {
@@ -172,8 +173,8 @@ class SettingsCache {
   // connection; if every connection is held by threads doing the same, each
   // waits checkout_timeout and gets PoolTimeout (size the pool for two per
   // such thread). Throws what the pool and the database throw.
-  std::shared_ptr<const Settings> settings(std::int64_t entity,
-                                           std::source_location site = std::source_location::current());
+  std::shared_ptr<const Settings> settings(
+      std::int64_t entity, std::source_location site = std::source_location::current());
 
   // One setting as T (see Settings::get), read in place in the cache. Loads
   // as settings() does. Throws SettingNotFound, SettingTypeError. Not for
@@ -183,7 +184,8 @@ class SettingsCache {
   T get(std::int64_t entity, std::string_view key,
         std::source_location site = std::source_location::current()) {
     T value{};
-    std::shared_ptr<const Settings> failed;  // set only when the read fails: thrown outside the lock
+    std::shared_ptr<const Settings>
+        failed;  // set only when the read fails: thrown outside the lock
     cache_.visit_or_load(entity, loader(site), [&](const std::shared_ptr<const Settings>& s) {
       if (s->parse(key, &value) != Settings::Parse::kOk) failed = s;
     });

@@ -142,7 +142,8 @@ class TtlCache {
   // returns it. The loader's exception reaches every waiter; nothing is
   // cached. Throws std::invalid_argument for a negative ttl, before loading.
   template <class F>
-  V get_or_load(const K& key, F&& loader, std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+  V get_or_load(const K& key, F&& loader,
+                std::optional<std::chrono::milliseconds> ttl = std::nullopt);
 
   // As get_or_load(), but calls f(const V&) with the value instead of
   // returning a copy: on a hit in place, under the shard's lock (f must be
@@ -239,8 +240,8 @@ class TtlCache {
   // Everything but a shared-lock hit. Sets out to the value for kLoaded,
   // kHit and kJoined. Rethrows the loader's (or the joined load's) error.
   template <class F>
-  LoadOutcome load(Shard& s, const Probe<K>& probe, TimePoint now, F& loader, std::chrono::milliseconds ttl,
-                   LoadMode mode, std::optional<V>& out);
+  LoadOutcome load(Shard& s, const Probe<K>& probe, TimePoint now, F& loader,
+                   std::chrono::milliseconds ttl, LoadMode mode, std::optional<V>& out);
   // Invalidations without the listener: the public calls notify after
   // them; apply() does not.
   bool erase_local(const K& key);
@@ -269,6 +270,9 @@ class TtlCache {
 
 }  // namespace poolscope::cache
 
+// In this order: the shard types, then the member templates that use them.
 #include "poolscope/cache/detail/ttl_cache_shard.h"
+// clang-format off
 #include "poolscope/cache/detail/ttl_cache_impl.h"
 #include "poolscope/cache/detail/ttl_cache_maintenance_impl.h"
+// clang-format on

@@ -130,12 +130,14 @@ std::string render_text(std::initializer_list<const prometheus::Collectable*> co
 
 template <class K, class V, class H, class E>
 void MetricsCollector::add_cache(cache::TtlCache<K, V, H, E>& c, std::string pool) {
-  CacheHandle handle{c.name(), std::move(pool), [&c] { return c.stats(); }, [&c] { c.clear(); }, {}};
+  CacheHandle handle{
+      c.name(), std::move(pool), [&c] { return c.stats(); }, [&c] { c.clear(); }, {}};
   if constexpr (cache::StringKey<K>) {
     handle.invalidate_glob = [&c](std::string_view glob) { return c.invalidate_glob(glob); };
   } else if constexpr (std::is_integral_v<K>) {
     handle.invalidate_glob = [&c](std::string_view glob) {
-      return c.invalidate_if([glob](const K& key) { return cache::glob_match(glob, std::to_string(key)); });
+      return c.invalidate_if(
+          [glob](const K& key) { return cache::glob_match(glob, std::to_string(key)); });
     };
   }
   add_cache(std::move(handle));

@@ -9,9 +9,9 @@
 //
 // It listens on 127.0.0.1:9464 unless told otherwise ("0.0.0.0:9464" for any
 // address, port 0 for a free one), on one address: servers are told apart by
-// port, so a process runs at most one MetricsServer per port. The admin endpoints (the incidents' `cache
-// stats|clear` CLI, over HTTP) are off unless configured with a token, and
-// then refuse any request without "Authorization: Bearer <token>".
+// port, so a process runs at most one MetricsServer per port. The admin endpoints (the incidents'
+// `cache stats|clear` CLI, over HTTP) are off unless configured with a token, and then refuse any
+// request without "Authorization: Bearer <token>".
 //
 // The class is thread-safe. Requests are served on the server's own threads.
 
@@ -49,7 +49,8 @@ class MetricsServer {
   // poolscope::Error when the address cannot be listened on (in use, not
   // local, or its port served by another MetricsServer in this process,
   // even on another address), naming it.
-  explicit MetricsServer(std::shared_ptr<MetricsCollector> collector, MetricsServerConfig config = {});
+  explicit MetricsServer(std::shared_ptr<MetricsCollector> collector,
+                         MetricsServerConfig config = {});
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

@@ -8,6 +8,10 @@
 
 #pragma once
 
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -15,10 +19,6 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
-
-#include <pthread.h>
-#include <sched.h>
-#include <unistd.h>
 
 #if defined(__clang__)
 #define POOLSCOPE_THREAD_ANNOTATION(x) __attribute__((x))
@@ -30,19 +30,15 @@
 #define POOLSCOPE_SCOPED_CAPABILITY POOLSCOPE_THREAD_ANNOTATION(scoped_lockable)
 #define POOLSCOPE_GUARDED_BY(x) POOLSCOPE_THREAD_ANNOTATION(guarded_by(x))
 #define POOLSCOPE_PT_GUARDED_BY(x) POOLSCOPE_THREAD_ANNOTATION(pt_guarded_by(x))
-#define POOLSCOPE_REQUIRES(...) \
-  POOLSCOPE_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
+#define POOLSCOPE_REQUIRES(...) POOLSCOPE_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
 #define POOLSCOPE_EXCLUDES(...) POOLSCOPE_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
-#define POOLSCOPE_ACQUIRE(...) \
-  POOLSCOPE_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
-#define POOLSCOPE_RELEASE(...) \
-  POOLSCOPE_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
+#define POOLSCOPE_ACQUIRE(...) POOLSCOPE_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
+#define POOLSCOPE_RELEASE(...) POOLSCOPE_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
 #define POOLSCOPE_ACQUIRE_SHARED(...) \
   POOLSCOPE_THREAD_ANNOTATION(acquire_shared_capability(__VA_ARGS__))
 #define POOLSCOPE_RELEASE_GENERIC(...) \
   POOLSCOPE_THREAD_ANNOTATION(release_generic_capability(__VA_ARGS__))
-#define POOLSCOPE_NO_THREAD_SAFETY_ANALYSIS \
-  POOLSCOPE_THREAD_ANNOTATION(no_thread_safety_analysis)
+#define POOLSCOPE_NO_THREAD_SAFETY_ANALYSIS POOLSCOPE_THREAD_ANNOTATION(no_thread_safety_analysis)
 
 namespace poolscope::detail {
 
@@ -129,7 +125,8 @@ class POOLSCOPE_CAPABILITY("mutex") ReadMostlyMutex {
   // Holds one slot for the lifetime of the object.
   class POOLSCOPE_SCOPED_CAPABILITY ReaderLock {
    public:
-    explicit ReaderLock(ReadMostlyMutex& mu) POOLSCOPE_ACQUIRE_SHARED(mu) : slot_(mu.this_cpus_slot()) {
+    explicit ReaderLock(ReadMostlyMutex& mu) POOLSCOPE_ACQUIRE_SHARED(mu)
+        : slot_(mu.this_cpus_slot()) {
       slot_.mu.lock();
     }
     ~ReaderLock() POOLSCOPE_RELEASE_GENERIC() { slot_.mu.unlock(); }

@@ -67,7 +67,7 @@ struct CheckinEvent {
   std::uint32_t slot;
   std::uint64_t checkout;
   std::source_location site;  // of the checkout
-  std::uint64_t thread;              // of the checkout
+  std::uint64_t thread;       // of the checkout
   std::chrono::nanoseconds held;
 };
 

@@ -27,7 +27,7 @@ struct SiteStats {
   std::uint64_t reuses = 0;              // nested acquires served by the thread's lease
   std::uint64_t connections_opened = 0;  // physical connections opened for this site
   std::uint64_t timeouts = 0;
-  std::uint64_t leaks = 0;               // leases reported past leak_threshold
+  std::uint64_t leaks = 0;  // leases reported past leak_threshold
   std::chrono::nanoseconds total_hold{0};
   std::chrono::nanoseconds max_hold{0};
 };

@@ -40,20 +40,23 @@ std::chrono::milliseconds TtlCache<K, V, Hash, Eq>::checked_ttl(
     std::optional<std::chrono::milliseconds> ttl) const {
   const std::chrono::milliseconds d = ttl.value_or(config_.ttl);
   if (d.count() < 0) {
-    throw std::invalid_argument("TtlCache '" + config_.name + "': a TTL must not be negative (got " +
-                                std::to_string(d.count()) + " ms)");
+    throw std::invalid_argument("TtlCache '" + config_.name +
+                                "': a TTL must not be negative (got " + std::to_string(d.count()) +
+                                " ms)");
   }
   return d;
 }
 
 template <class K, class V, class Hash, class Eq>
-auto TtlCache<K, V, Hash, Eq>::expiry(TimePoint now, std::chrono::milliseconds ttl) noexcept -> TimePoint {
+auto TtlCache<K, V, Hash, Eq>::expiry(TimePoint now, std::chrono::milliseconds ttl) noexcept
+    -> TimePoint {
   return ttl.count() == 0 ? TimePoint::max() : now + ttl;
 }
 
 template <class K, class V, class Hash, class Eq>
 template <bool kCountAbsent, class Q, class F>
-auto TtlCache<K, V, Hash, Eq>::try_hit(Shard& s, const Probe<Q>& probe, TimePoint now, F& f) -> Lookup {
+auto TtlCache<K, V, Hash, Eq>::try_hit(Shard& s, const Probe<Q>& probe, TimePoint now, F& f)
+    -> Lookup {
   typename Shard::ReaderLock lock(s.mu);
   detail::ReaderCounts& mine = lock.local();
   const auto it = s.map.find(probe);
@@ -101,7 +104,8 @@ std::optional<V> TtlCache<K, V, Hash, Eq>::get(const Q& key) {
 }
 
 template <class K, class V, class Hash, class Eq>
-void TtlCache<K, V, Hash, Eq>::put(const K& key, V value, std::optional<std::chrono::milliseconds> ttl) {
+void TtlCache<K, V, Hash, Eq>::put(const K& key, V value,
+                                   std::optional<std::chrono::milliseconds> ttl) {
   const auto d = checked_ttl(ttl);
   const Probe<K> probe{key, hash_of(key)};
   Shard& s = shard_of(probe.hash);
@@ -113,9 +117,11 @@ void TtlCache<K, V, Hash, Eq>::put(const K& key, V value, std::optional<std::chr
 
 template <class K, class V, class Hash, class Eq>
 template <class F>
-V TtlCache<K, V, Hash, Eq>::get_or_load(const K& key, F&& loader, std::optional<std::chrono::milliseconds> ttl) {
+V TtlCache<K, V, Hash, Eq>::get_or_load(const K& key, F&& loader,
+                                        std::optional<std::chrono::milliseconds> ttl) {
   std::optional<V> out;
-  visit_or_load(key, loader, [&out](const V& value) { out.emplace(value); }, ttl);
+  visit_or_load(
+      key, loader, [&out](const V& value) { out.emplace(value); }, ttl);
   return std::move(*out);
 }
 
@@ -136,7 +142,8 @@ void TtlCache<K, V, Hash, Eq>::visit_or_load(const K& key, L&& loader, F&& f,
 
 template <class K, class V, class Hash, class Eq>
 template <class F>
-V TtlCache<K, V, Hash, Eq>::reload(const K& key, F&& loader, std::optional<std::chrono::milliseconds> ttl) {
+V TtlCache<K, V, Hash, Eq>::reload(const K& key, F&& loader,
+                                   std::optional<std::chrono::milliseconds> ttl) {
   const auto d = checked_ttl(ttl);
   const Probe<K> probe{key, hash_of(key)};
   std::optional<V> value;
@@ -147,8 +154,8 @@ V TtlCache<K, V, Hash, Eq>::reload(const K& key, F&& loader, std::optional<std::
 template <class K, class V, class Hash, class Eq>
 template <class F>
 auto TtlCache<K, V, Hash, Eq>::load(Shard& s, const Probe<K>& probe, TimePoint now, F& loader,
-                                    std::chrono::milliseconds ttl, LoadMode mode, std::optional<V>& out)
-    -> LoadOutcome {
+                                    std::chrono::milliseconds ttl, LoadMode mode,
+                                    std::optional<V>& out) -> LoadOutcome {
   const K& key = probe.key;
   std::shared_ptr<Flight> flight;
   {
@@ -196,7 +203,8 @@ auto TtlCache<K, V, Hash, Eq>::load(Shard& s, const Probe<K>& probe, TimePoint n
       if (ended) return;
       typename Shard::WriterLock lock(s.mu);
       if (!flight->error && !flight->value) {
-        flight->error = std::make_exception_ptr(std::logic_error("TtlCache: a load ended without a result"));
+        flight->error =
+            std::make_exception_ptr(std::logic_error("TtlCache: a load ended without a result"));
       }
       s.end_flight(key, flight);
     }
@@ -249,7 +257,8 @@ WarmResult TtlCache<K, V, Hash, Eq>::warm(const Range& keys, F&& loader) {
     const Probe<K> probe{key, hash_of(key)};
     std::optional<V> unused;
     try {
-      switch (load(shard_of(probe.hash), probe, clock_->now(), loader, config_.ttl, LoadMode::kWarm, unused)) {
+      switch (load(shard_of(probe.hash), probe, clock_->now(), loader, config_.ttl, LoadMode::kWarm,
+                   unused)) {
         case LoadOutcome::kPresent:
           ++result.present;
           break;

@@ -18,9 +18,10 @@ void TtlCache<K, V, Hash, Eq>::enable_refresh(std::function<V(const K&)> loader,
   }
   poolscope::detail::MutexLock lock(refresh_mu_);
   if (refresher_.joinable()) throw std::logic_error("TtlCache::enable_refresh: already enabled");
-  refresher_ = std::jthread([this, loader = std::move(loader), refresh_after](std::stop_token stop) {
-    refresh_loop(stop, loader, refresh_after);
-  });
+  refresher_ =
+      std::jthread([this, loader = std::move(loader), refresh_after](std::stop_token stop) {
+        refresh_loop(stop, loader, refresh_after);
+      });
 }
 
 template <class K, class V, class Hash, class Eq>
@@ -95,7 +96,8 @@ template <class K, class V, class Hash, class Eq>
 std::size_t TtlCache<K, V, Hash, Eq>::prefix_local(std::string_view prefix)
   requires StringKey<K>
 {
-  return invalidate_matching([prefix](const K& key) { return std::string_view(key).starts_with(prefix); });
+  return invalidate_matching(
+      [prefix](const K& key) { return std::string_view(key).starts_with(prefix); });
 }
 
 template <class K, class V, class Hash, class Eq>

@@ -64,7 +64,9 @@ struct TtlCache<K, V, Hash, Eq>::MapHash {
 template <class K, class V, class Hash, class Eq>
 struct TtlCache<K, V, Hash, Eq>::MapEq {
   using is_transparent = void;
-  bool operator()(const MapKey& a, const MapKey& b) const { return a.hash == b.hash && Eq{}(a.key, b.key); }
+  bool operator()(const MapKey& a, const MapKey& b) const {
+    return a.hash == b.hash && Eq{}(a.key, b.key);
+  }
   template <class Q>
   bool operator()(const Probe<Q>& p, const MapKey& k) const {
     return p.hash == k.hash && Eq{}(p.key, k.key);
@@ -90,7 +92,7 @@ struct TtlCache<K, V, Hash, Eq>::Node {
   // exclusive holder acts on them, and taking the lock orders them).
   mutable std::atomic<bool> referenced{false};       // read since the clock hand passed
   mutable std::atomic<bool> read_since_load{false};  // for background refresh
-  const MapKey* key = nullptr;  // the map's own key
+  const MapKey* key = nullptr;                       // the map's own key
   Node* prev = nullptr;
   Node* next = nullptr;
 };
@@ -154,7 +156,8 @@ struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
   // Counts a hit on n in hits/sessions (a reader's slot or the shard's) and
   // marks n read; a reader writes the bits only when they are clear.
   static void count_hit(const Node& n, std::uint64_t& hits, std::uint64_t& sessions) noexcept {
-    if (!n.referenced.load(std::memory_order_relaxed)) n.referenced.store(true, std::memory_order_relaxed);
+    if (!n.referenced.load(std::memory_order_relaxed))
+      n.referenced.store(true, std::memory_order_relaxed);
     if (!n.read_since_load.load(std::memory_order_relaxed)) {
       n.read_since_load.store(true, std::memory_order_relaxed);
     }
@@ -219,7 +222,8 @@ struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
       link_front(&n);
     }
     Node& n = it->second;
-    n.bytes = sizeof(Node) + 2 * sizeof(void*) + approximate_bytes(key.key) + approximate_bytes(value);
+    n.bytes =
+        sizeof(Node) + 2 * sizeof(void*) + approximate_bytes(key.key) + approximate_bytes(value);
     bytes += n.bytes;
   }
 };
