@@ -6,7 +6,7 @@
 #include <charconv>
 #include <stdexcept>
 
-#include "config_check.h"
+#include "poolscope/base/config_check.h"
 
 namespace poolscope::cache {
 namespace {
@@ -120,11 +120,11 @@ void Settings::type_error(std::string_view key, std::string_view type) const {
 }
 
 void SettingsCacheConfig::validate() const {
-  detail::check_name(kConfig, "name", name);
-  detail::check_ttl(kConfig, "ttl", ttl);
-  detail::check_positive(kConfig, "max_entities", max_entities);
+  poolscope::detail::check_label_name(kConfig, "name", name);
+  poolscope::detail::check_not_negative(kConfig, "ttl", ttl);
+  poolscope::detail::check_at_least(kConfig, "max_entities", max_entities, 1);
   if (!is_table_name(table.table)) {
-    detail::invalid_field(
+    poolscope::detail::invalid_field(
         kConfig, "table.table",
         "must be an SQL name, optionally schema.name (ASCII letters, digits, '_'; "
         "not starting with a digit)",
@@ -136,7 +136,7 @@ void SettingsCacheConfig::validate() const {
       {"table.value_column", &table.value_column}};
   for (const auto& [field, value] : columns) {
     if (!is_name(*value)) {
-      detail::invalid_field(
+      poolscope::detail::invalid_field(
           kConfig, field,
           "must be an SQL name (ASCII letters, digits, '_'; not starting with a digit)",
           "'" + *value + "'");
@@ -159,12 +159,12 @@ SettingsCache::SettingsCache(Pool& pool, SettingsCacheConfig config)
       cache_(cache_config(config_)) {}
 
 std::shared_ptr<const Settings> SettingsCache::settings(std::int64_t entity,
-                                                        std::source_location site) {
+                                                        poolscope::source_location site) {
   return cache_.get_or_load(entity, loader(site));
 }
 
 std::shared_ptr<const Settings> SettingsCache::load(std::int64_t entity,
-                                                    const std::source_location& site) {
+                                                    const poolscope::source_location& site) {
   const auto read = [this, entity](soci::session& sql) {
     Settings::Map values;
     long long id = entity;
@@ -193,12 +193,12 @@ std::shared_ptr<const Settings> SettingsCache::load(std::int64_t entity,
 }
 
 void SettingsCache::save(std::int64_t entity, std::string_view key, std::string_view value,
-                         std::source_location site) {
+                         poolscope::source_location site) {
   save(entity, std::map<std::string, std::string>{{std::string(key), std::string(value)}}, site);
 }
 
 void SettingsCache::save(std::int64_t entity, const std::map<std::string, std::string>& values,
-                         std::source_location site) {
+                         poolscope::source_location site) {
   if (values.empty()) return;
   {
     Lease sql = pool_.acquire_new(site);

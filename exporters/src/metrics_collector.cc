@@ -122,9 +122,11 @@ Snapshot take_snapshot(const detail::CollectorState& state, bool histograms) {
       snap.errors.push_back("call sites: " + exception_text(std::current_exception()));
     }
   }
-  for (const auto& pm : state.pools) {
+  for (const auto& [pm, subscription] : state.pools) {
     try {
-      Snapshot::PoolEntry entry{pm->pool().stats()};
+      std::optional<PoolStats> stats = pm->view().stats();
+      if (!stats) continue;  // the pool is being destroyed
+      Snapshot::PoolEntry entry{std::move(*stats)};
       for (const tracing::PoolSites& t : snap.sites) {
         if (t.pool == pm->name()) entry.leaks = t.leaks_reported;
       }
@@ -265,15 +267,15 @@ MetricsCollector::MetricsCollector(MetricsConfig config)
     : config_(std::move(config)), state_(std::make_shared<detail::CollectorState>()) {}
 
 MetricsCollector::~MetricsCollector() {
+  std::vector<detail::CollectorState::PoolEntry> gone;  // unsubscribed outside the lock
   poolscope::detail::MutexLock lock(state_->mu);
-  for (const auto& pm : state_->pools) pm->pool().remove_observer(pm.get());
-  state_->pools.clear();
+  gone.swap(state_->pools);
 }
 
 void MetricsCollector::add_pool(Pool& pool) {
   poolscope::detail::MutexLock lock(state_->mu);
-  for (const auto& pm : state_->pools) {
-    if (pm->name() == pool.name()) {
+  for (const auto& entry : state_->pools) {
+    if (entry.metrics->name() == pool.name()) {
       throw std::invalid_argument("MetricsCollector::add_pool: a pool named '" + pool.name() +
                                   "' is already added");
     }
@@ -287,8 +289,8 @@ void MetricsCollector::add_pool(Pool& pool) {
                                                              : config_.usage_buckets),
       detail::normalize_bounds(config_.creation_buckets.empty() ? kCreationBuckets
                                                                 : config_.creation_buckets));
-  pool.add_observer(pm);
-  state_->pools.push_back(std::move(pm));
+  Subscription subscription = pool.add_observer(pm);
+  state_->pools.push_back({std::move(pm), std::move(subscription)});
 }
 
 void MetricsCollector::add_tracer(const tracing::Tracer& tracer) {

@@ -7,7 +7,7 @@ namespace poolscope::exporters::detail {
 PoolMetrics::PoolMetrics(Pool& pool, std::weak_ptr<CollectorState> owner,
                          std::vector<double> acquire_bounds, std::vector<double> usage_bounds,
                          std::vector<double> creation_bounds)
-    : pool_(pool),
+    : view_(pool.view()),
       name_(pool.name()),
       owner_(std::move(owner)),
       acquire_(std::move(acquire_bounds)),

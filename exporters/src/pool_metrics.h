@@ -23,8 +23,7 @@ class PoolMetrics final : public PoolObserver {
   PoolMetrics(Pool& pool, std::weak_ptr<CollectorState> owner, std::vector<double> acquire_bounds,
               std::vector<double> usage_bounds, std::vector<double> creation_bounds);
 
-  // REQUIRES: the collector state's mutex is held (so the pool is still alive).
-  Pool& pool() const noexcept { return pool_; }
+  const PoolView& view() const noexcept { return view_; }
   const std::string& name() const noexcept { return name_; }
 
   const AtomicHistogram& acquire() const noexcept { return acquire_; }
@@ -38,12 +37,12 @@ class PoolMetrics final : public PoolObserver {
   }
 
   void on_connect(const ConnectEvent& e) override { creation_.observe(e.duration); }
-  void on_checkout(const CheckoutEvent& e) override { acquire_.observe(e.wait); }
+  void on_checkout(const CheckoutEvent& e) override { acquire_.observe(e.acquire); }
   void on_checkin(const CheckinEvent& e) override { usage_.observe(e.held); }
   void on_shutdown(const ShutdownEvent& e) override;
 
  private:
-  Pool& pool_;
+  const PoolView view_;
   const std::string name_;
   const std::weak_ptr<CollectorState> owner_;
   AtomicHistogram acquire_;

@@ -42,14 +42,18 @@ Pool::Pool(PoolConfig config) {
 
 Pool::~Pool() { core_->shutdown(); }
 
-Lease Pool::acquire(std::source_location site) { return core_->acquire(site, /*share=*/true); }
+Lease Pool::acquire(poolscope::source_location site) {
+  return core_->acquire(site, /*share=*/true);
+}
 
 std::optional<Lease> Pool::try_acquire(std::chrono::milliseconds timeout,
-                                       std::source_location site) {
+                                       poolscope::source_location site) {
   return core_->try_acquire(site, timeout);
 }
 
-Lease Pool::acquire_new(std::source_location site) { return core_->acquire(site, /*share=*/false); }
+Lease Pool::acquire_new(poolscope::source_location site) {
+  return core_->acquire(site, /*share=*/false);
+}
 
 PoolStats Pool::stats() const { return core_->stats(); }
 
@@ -63,12 +67,29 @@ const std::string& Pool::redacted_url() const noexcept { return core_->url().red
 
 const PoolConfig& Pool::config() const noexcept { return core_->config(); }
 
-void Pool::add_observer(std::shared_ptr<PoolObserver> observer) {
+Subscription Pool::add_observer(std::shared_ptr<PoolObserver> observer) {
   if (observer == nullptr) throw std::invalid_argument("Pool::add_observer: observer is null");
-  core_->add_observer(std::move(observer));
+  return core_->add_observer(std::move(observer));
 }
 
-void Pool::remove_observer(const PoolObserver* observer) { core_->remove_observer(observer); }
+PoolView Pool::view() const {
+  PoolView v;
+  v.watch_ = core_->watch();
+  v.core_ = core_;
+  return v;
+}
+
+std::optional<PoolStats> PoolView::stats() const {
+  if (const auto alive = watch_.lock()) return core_->stats();
+  return std::nullopt;
+}
+
+std::optional<std::vector<LeaseInfo>> PoolView::active_leases() const {
+  if (const auto alive = watch_.lock()) return core_->active_leases();
+  return std::nullopt;
+}
+
+bool PoolView::expired() const { return watch_.expired(); }
 
 Lease::Lease(Lease&& other) noexcept
     : core_(std::exchange(other.core_, nullptr)),

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "poolscope/base/config_check.h"
 #include "poolscope/pool/pool_stats.h"
 
 namespace poolscope {
@@ -12,24 +13,14 @@ namespace {
 constexpr std::size_t kMaxConnections = 10'000;
 
 [[noreturn]] void invalid(std::string_view field, std::string_view rule, const std::string& got) {
-  throw std::invalid_argument("PoolConfig." + std::string(field) + " " + std::string(rule) +
-                              " (got " + got + ")");
-}
-
-std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
-
-void require_not_negative(std::string_view field, std::chrono::milliseconds d) {
-  if (d.count() < 0) invalid(field, "must not be negative", ms(d));
-}
-
-void require_positive(std::string_view field, std::chrono::milliseconds d) {
-  if (d.count() <= 0) invalid(field, "must be positive", ms(d));
+  detail::invalid_field("PoolConfig", field, rule, got);
 }
 
 void require_at_most(std::string_view field, std::chrono::milliseconds d,
                      std::chrono::milliseconds limit, std::string_view why) {
   if (d > limit) {
-    invalid(field, "must be at most " + ms(limit) + " (" + std::string(why) + ")", ms(d));
+    invalid(field, "must be at most " + detail::ms_text(limit) + " (" + std::string(why) + ")",
+            detail::ms_text(d));
   }
 }
 
@@ -37,12 +28,7 @@ void require_at_most(std::string_view field, std::chrono::milliseconds d,
 
 void PoolConfig::validate() const {
   if (url.empty()) invalid("url", "must name a database", "an empty string");
-  if (name.empty() || name.size() > 64 ||
-      name.find_first_not_of(
-          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") !=
-          std::string::npos) {
-    invalid("name", "must be 1 to 64 of A-Z a-z 0-9 _ . : -", "'" + name + "'");
-  }
+  detail::check_label_name("PoolConfig", "name", name);
   if (pool_size < 1) invalid("pool_size", "must be at least 1", std::to_string(pool_size));
   if (pool_size > kMaxConnections) {
     invalid("pool_size", "must be at most 10000", std::to_string(pool_size));
@@ -51,25 +37,25 @@ void PoolConfig::validate() const {
     invalid("max_overflow", "must keep pool_size + max_overflow at most 10000",
             std::to_string(max_overflow));
   }
-  require_positive("checkout_timeout", checkout_timeout);
-  require_not_negative("max_lifetime", max_lifetime);
-  require_not_negative("idle_timeout", idle_timeout);
+  detail::check_positive("PoolConfig", "checkout_timeout", checkout_timeout);
+  detail::check_not_negative("PoolConfig", "max_lifetime", max_lifetime);
+  detail::check_not_negative("PoolConfig", "idle_timeout", idle_timeout);
   if (min_idle > pool_size) {
     invalid("min_idle", "must be at most pool_size (" + std::to_string(pool_size) + ")",
             std::to_string(min_idle));
   }
-  require_not_negative("validation_interval", validation_interval);
+  detail::check_not_negative("PoolConfig", "validation_interval", validation_interval);
   if (reset_on_return != ResetOnReturn::kRollback && reset_on_return != ResetOnReturn::kNone) {
     invalid("reset_on_return", "must be kRollback or kNone",
             std::to_string(static_cast<int>(reset_on_return)));
   }
-  require_positive("connect_timeout", connect_timeout);
+  detail::check_positive("PoolConfig", "connect_timeout", connect_timeout);
   require_at_most("connect_timeout", connect_timeout, std::chrono::seconds(INT_MAX),
                   "libpq takes whole seconds as an int");
-  require_not_negative("sqlite_busy_timeout", sqlite_busy_timeout);
+  detail::check_not_negative("PoolConfig", "sqlite_busy_timeout", sqlite_busy_timeout);
   require_at_most("sqlite_busy_timeout", sqlite_busy_timeout, std::chrono::seconds(INT_MAX / 1000),
                   "SQLite takes milliseconds as an int");
-  require_positive("housekeeping_interval", housekeeping_interval);
+  detail::check_positive("PoolConfig", "housekeeping_interval", housekeeping_interval);
 }
 
 std::string_view to_string(CloseReason reason) noexcept {

@@ -128,10 +128,9 @@ PoolCore::PoolCore(PoolConfig config, ConnectionUrl url)
       lifetime_ns_(in_memory_ ? 0 : saturating_ns(config_.max_lifetime).count()),
       idle_timeout_ns_(in_memory_ ? 0 : saturating_ns(config_.idle_timeout).count()),
       validation_interval_ns_(saturating_ns(config_.validation_interval).count()),
-      slots_(new Slot[max_]) {
+      slots_(new Slot[max_]),
+      observers_(std::make_shared<ObserverRegistry>()) {
   for (std::size_t i = 0; i < max_; ++i) slots_[i].index = static_cast<std::uint32_t>(i);
-  MutexLock lock(observers_mu_);
-  replace_observers_locked({});
 }
 
 void PoolCore::start() {
@@ -141,7 +140,7 @@ void PoolCore::start() {
   housekeeper_ = std::jthread([this](std::stop_token stop) { housekeeper_loop(stop); });
 }
 
-std::optional<Lease> PoolCore::try_acquire(const std::source_location& site,
+std::optional<Lease> PoolCore::try_acquire(const poolscope::source_location& site,
                                            std::chrono::milliseconds timeout) {
   bool reused = false;
   Slot* slot =
@@ -152,7 +151,7 @@ std::optional<Lease> PoolCore::try_acquire(const std::source_location& site,
                               reused);
 }
 
-Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, bool share,
+Slot* PoolCore::checkout(const poolscope::source_location& site, nanoseconds timeout, bool share,
                          bool throw_on_timeout, bool* reused) {
   ThreadEntry* entry = entry_for(id_);
   const std::uint64_t token = thread_token();
@@ -164,7 +163,7 @@ Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
       // back (released on another thread) and out again.
       if (slot->owner_token.load(std::memory_order_acquire) == token) {
         slot->reuses.store(slot->reuses.load(kRelaxed) + 1, kRelaxed);
-        notify(&ObserverList::reuse, &PoolObserver::on_reuse, [&] {
+        notify(&ObserverRegistry::List::reuse, &PoolObserver::on_reuse, [&] {
           return ReuseEvent{config_.name, slot->connection_id.load(kRelaxed), slot->index, site};
         });
         *reused = true;
@@ -175,6 +174,9 @@ Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     entry->held = nullptr;
   }
 
+  // Read once on the fast path: the start of the acquire and the time of the
+  // checkout are the same instant there.
+  const std::int64_t start = now_ns();
   Slot* slot = nullptr;
   bool fresh = false;
   nanoseconds waited{0};
@@ -186,7 +188,7 @@ Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     if (slot == nullptr) {
       const std::size_t waiting = waiters_.load(kRelaxed) + 1;
       timeouts_.fetch_add(1, kRelaxed);
-      notify(&ObserverList::timeout, &PoolObserver::on_timeout, [&] {
+      notify(&ObserverRegistry::List::timeout, &PoolObserver::on_timeout, [&] {
         return TimeoutEvent{config_.name, site, waited};
       });
       if (throw_on_timeout) throw PoolTimeout(timeout_message(waited, waiting), waited);
@@ -194,8 +196,8 @@ Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     }
   }
 
-  const std::int64_t now = now_ns();
-  if (!fresh) make_ready(slot, site, now);
+  std::int64_t now = waited.count() == 0 && !fresh ? start : now_ns();
+  if (!fresh && make_ready(slot, site, now)) now = now_ns();
 
   slot->refs.store(1, std::memory_order_release);
   slot->owner_token.store(share ? token : 0, kRelaxed);
@@ -213,11 +215,11 @@ Slot* PoolCore::checkout(const std::source_location& site, nanoseconds timeout, 
     if (share) entry->held = slot;
   }
   ++t_checkouts;
-  notify(&ObserverList::checkout, &PoolObserver::on_checkout, [&] {
+  notify(&ObserverRegistry::List::checkout, &PoolObserver::on_checkout, [&] {
     return CheckoutEvent{config_.name, slot->connection_id.load(kRelaxed),
                          slot->index,  seq / 2 + 1,
                          site,         os_thread_id(),
-                         waited};
+                         waited,       nanoseconds(now_ns() - start)};
   });
   return slot;
 }
@@ -248,22 +250,24 @@ Slot* PoolCore::try_claim_idle(Slot* hint) noexcept {
   return nullptr;
 }
 
-void PoolCore::make_ready(Slot* slot, const std::source_location& site, std::int64_t now) {
+bool PoolCore::make_ready(Slot* slot, const source_location& site, std::int64_t now) {
   std::optional<CloseReason> reason;
+  bool validated = false;
   if (now >= slot->expires_ns.load(kRelaxed)) {
     reason = CloseReason::kMaxLifetime;
   } else if (config_.validate_on_checkout &&
-             now - slot->last_used_ns.load(kRelaxed) > validation_interval_ns_ &&
-             !slot->conn.ping(config_.validation_query)) {
-    reason = CloseReason::kValidationFailed;
+             now - slot->last_used_ns.load(kRelaxed) > validation_interval_ns_) {
+    validated = true;
+    if (!slot->conn.ping(config_.validation_query)) reason = CloseReason::kValidationFailed;
   }
-  if (!reason) return;
+  if (!reason) return validated;
   // Replace the connection in place: the slot stays ours, the capacity too.
   close_connection(slot, *reason);
-  open_into(slot, &site);
+  open_into(slot, site);
+  return true;
 }
 
-void PoolCore::open_into(Slot* slot, const std::source_location* site) {
+void PoolCore::open_into(Slot* slot, const source_location& site) {
   const std::int64_t start = now_ns();
   try {
     slot->conn = Connection::open(url_, connect_string_);
@@ -271,8 +275,8 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
     const std::string reason = trim(url_.scrub(e.what()));
     const nanoseconds took(now_ns() - start);
     connect_failures_.fetch_add(1, kRelaxed);
-    notify(&ObserverList::connect_failed, &PoolObserver::on_connect_failed, [&] {
-      return ConnectFailedEvent{config_.name, reason, took, site};
+    notify(&ObserverRegistry::List::connect_failed, &PoolObserver::on_connect_failed, [&] {
+      return ConnectFailedEvent{config_.name, reason, took, site, 1};
     });
     // Built first: giving the slot back may delete this (the last lease of a
     // closed pool was the one being replaced).
@@ -298,7 +302,7 @@ void PoolCore::open_into(Slot* slot, const std::source_location* site) {
   const std::uint64_t id = next_connection_id_.fetch_add(1, kRelaxed);
   slot->connection_id.store(id, kRelaxed);
   opened_.fetch_add(1, kRelaxed);
-  notify(&ObserverList::connect, &PoolObserver::on_connect, [&] {
+  notify(&ObserverRegistry::List::connect, &PoolObserver::on_connect, [&] {
     return ConnectEvent{config_.name, id, nanoseconds(done - start), site};
   });
 }
@@ -310,7 +314,7 @@ bool PoolCore::open_idle() {
     slot = reserve_empty_locked();
   }
   if (slot == nullptr) return false;
-  open_into(slot, nullptr);
+  open_into(slot, source_location());
   make_idle(slot);
   return true;
 }
@@ -326,7 +330,7 @@ void PoolCore::checkin(Slot* slot) noexcept {
 
   const std::int64_t checked_out = slot->checkout_ns.load(kRelaxed);
   slot->checkout_ns.store(0, kRelaxed);  // no lease record until the next checkout
-  notify(&ObserverList::checkin, &PoolObserver::on_checkin, [&] {
+  notify(&ObserverRegistry::List::checkin, &PoolObserver::on_checkin, [&] {
     return CheckinEvent{config_.name,
                         slot->connection_id.load(kRelaxed),
                         slot->index,
@@ -406,7 +410,7 @@ void PoolCore::close_connection(Slot* slot, CloseReason reason) noexcept {
   const std::uint64_t id = slot->connection_id.load(kRelaxed);
   slot->conn.close();
   closed_by_[static_cast<std::size_t>(reason)].fetch_add(1, kRelaxed);
-  notify(&ObserverList::close, &PoolObserver::on_close, [&] {
+  notify(&ObserverRegistry::List::close, &PoolObserver::on_close, [&] {
     return CloseEvent{config_.name, id, reason, age};
   });
 }

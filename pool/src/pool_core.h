@@ -32,14 +32,16 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <source_location>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "observer_registry.h"
+#include "poolscope/base/lifeline.h"
+#include "poolscope/base/mutex.h"
+#include "poolscope/base/source_location.h"
 #include "poolscope/pool/lease.h"
-#include "poolscope/pool/mutex.h"
 #include "poolscope/pool/observer.h"
 #include "poolscope/pool/pool_config.h"
 #include "poolscope/pool/pool_stats.h"
@@ -67,11 +69,10 @@ class PoolCore {
   // Checks out a connection, waiting up to checkout_timeout, and shares the
   // thread's current checkout when `share` is set. Throws PoolTimeout,
   // ConnectError and PoolClosed.
-  Lease acquire(const std::source_location& site, bool share);
+  Lease acquire(const source_location& site, bool share);
 
   // As acquire(share = true), but returns nullopt on timeout.
-  std::optional<Lease> try_acquire(const std::source_location& site,
-                                   std::chrono::milliseconds timeout);
+  std::optional<Lease> try_acquire(const source_location& site, std::chrono::milliseconds timeout);
 
   // Drops one lease's reference; the last one returns the connection.
   void release_ref(Slot* slot) noexcept;
@@ -83,8 +84,13 @@ class PoolCore {
   PoolStats stats() const;
   std::vector<LeaseInfo> active_leases() const;
 
-  void add_observer(std::shared_ptr<PoolObserver> observer);
-  void remove_observer(const PoolObserver* observer);
+  Subscription add_observer(std::shared_ptr<PoolObserver> observer) {
+    return observers_->add(std::move(observer));
+  }
+
+  // For PoolView: reads through it hold a guard, and shutdown() ends the
+  // lifeline (waiting for them) before anything else.
+  Lifeline::Watch watch() const { return lifeline_.watch(); }
 
   // Closes the pool; deletes this now or when the last lease comes back.
   // REQUIRES: called once, by the owning Pool.
@@ -97,36 +103,30 @@ class PoolCore {
   // A thread queued in checkout_slow(), on its own condition variable.
   struct Waiter {
     CondVar cv;
-    Slot* slot = nullptr;  // handed over by dispatch_locked()
-    bool open = false;     // slot is reserved empty: open a connection into it
+    Slot* slot = nullptr;       // handed over by dispatch_locked()
+    bool open = false;          // slot is reserved empty: open a connection into it
+    std::int64_t since_ns = 0;  // steady_ns() when it queued
     Waiter* prev = nullptr;
     Waiter* next = nullptr;
   };
-  // The observers, and for each event the ones that want it.
-  struct ObserverList {
-    std::vector<std::shared_ptr<PoolObserver>> all;
-    std::vector<PoolObserver*> connect, connect_failed, checkout, reuse, checkin, close, timeout,
-        shutdown;
-  };
-  static std::unique_ptr<ObserverList> index_observers(
-      std::vector<std::shared_ptr<PoolObserver>> all);
-
   ~PoolCore();
 
   // Checkout steps. checkout() returns the slot, or null on a timeout when
   // throw_on_timeout is false; *reused says it is the thread's shared one.
-  Slot* checkout(const std::source_location& site, std::chrono::nanoseconds timeout, bool share,
+  Slot* checkout(const source_location& site, std::chrono::nanoseconds timeout, bool share,
                  bool throw_on_timeout, bool* reused);
   Slot* try_claim_idle(Slot* hint) noexcept;
   Slot* claim_idle_locked() POOLSCOPE_REQUIRES(mu_);
   Slot* reserve_empty_locked() POOLSCOPE_REQUIRES(mu_);
-  Slot* checkout_slow(const std::source_location& site, std::chrono::nanoseconds timeout,
-                      bool* fresh, std::chrono::nanoseconds* waited) POOLSCOPE_EXCLUDES(mu_);
+  Slot* checkout_slow(const source_location& site, std::chrono::nanoseconds timeout, bool* fresh,
+                      std::chrono::nanoseconds* waited) POOLSCOPE_EXCLUDES(mu_);
   void leave_slow_path_locked() POOLSCOPE_REQUIRES(mu_);
-  void make_ready(Slot* slot, const std::source_location& site, std::int64_t now);
+  // Replaces an expired or dead connection; true when it took time (a
+  // validation or a reconnect), so the caller reads the clock again.
+  bool make_ready(Slot* slot, const source_location& site, std::int64_t now);
   // Opens a connection into an owned slot. On failure gives the slot back
   // (which may delete this) and throws ConnectError.
-  void open_into(Slot* slot, const std::source_location* site);
+  void open_into(Slot* slot, const source_location& site);
   // Opens one more connection and leaves it idle (for min_idle). Returns
   // false when every slot is taken; throws ConnectError.
   bool open_idle();
@@ -157,15 +157,11 @@ class PoolCore {
   void wait_list_push_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
   void wait_list_remove_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
 
-  // Makes `all` the current ObserverList, keeping the old one alive.
-  void replace_observers_locked(std::vector<std::shared_ptr<PoolObserver>> all)
-      POOLSCOPE_REQUIRES(observers_mu_);
-
   // Calls (observer->*callback)(event) for each observer in the list
-  // `member` of the current ObserverList. The event is built once, by
+  // `member` of the current observer list. The event is built once, by
   // make_event(), and only when someone wants it.
   template <class Event, class MakeEvent>
-  void notify(std::vector<PoolObserver*> ObserverList::*member,
+  void notify(std::vector<PoolObserver*> ObserverRegistry::List::*member,
               void (PoolObserver::*callback)(const Event&), MakeEvent&& make_event) const noexcept;
 
   // Constant after construction.
@@ -180,12 +176,14 @@ class PoolCore {
   const std::int64_t idle_timeout_ns_;
   const std::int64_t validation_interval_ns_;
   const std::unique_ptr<Slot[]> slots_;
+  const std::shared_ptr<ObserverRegistry> observers_;
+  Lifeline lifeline_;
 
   // Read on every checkout and release, written rarely: their own line.
   alignas(64) std::atomic<std::size_t> waiters_{0};  // length of the wait list
   std::atomic<bool> closed_{false};
-  std::atomic<std::size_t> open_count_{0};  // slots not kEmpty; written under mu_
-  std::atomic<const ObserverList*> observers_{nullptr};
+  std::atomic<std::size_t> open_count_{0};      // slots not kEmpty; written under mu_
+  std::atomic<std::int64_t> head_since_ns_{0};  // the first waiter's since_ns; written under mu_
 
   // Counters touched off the hot path.
   alignas(64) std::atomic<std::uint64_t> waits_{0};
@@ -210,10 +208,6 @@ class PoolCore {
   // one while shutdown() runs. The core is deleted when it reaches 0.
   std::size_t outstanding_ POOLSCOPE_GUARDED_BY(mu_) = 0;
 
-  // Observer lists: the current one and all earlier ones (see Pool::add_observer).
-  Mutex observers_mu_;
-  std::vector<std::unique_ptr<ObserverList>> observer_lists_ POOLSCOPE_GUARDED_BY(observers_mu_);
-
   // The housekeeper's sleep; last member so it stops before the rest goes.
   std::mutex housekeeper_mu_;
   std::condition_variable_any housekeeper_cv_;
@@ -222,17 +216,17 @@ class PoolCore {
 
 // Inline: Pool::acquire() is the hot path, and one call layer fewer saves
 // it about 30 instructions.
-inline Lease PoolCore::acquire(const std::source_location& site, bool share) {
+inline Lease PoolCore::acquire(const source_location& site, bool share) {
   bool reused = false;
   Slot* slot = checkout(site, checkout_timeout_, share, /*throw_on_timeout=*/true, &reused);
   return Lease(LeaseKey(), this, slot, slot->conn.session(), site, reused);
 }
 
 template <class Event, class MakeEvent>
-void PoolCore::notify(std::vector<PoolObserver*> ObserverList::*member,
+void PoolCore::notify(std::vector<PoolObserver*> ObserverRegistry::List::*member,
                       void (PoolObserver::*callback)(const Event&),
                       MakeEvent&& make_event) const noexcept {
-  const std::vector<PoolObserver*>& observers = observers_.load(std::memory_order_acquire)->*member;
+  const std::vector<PoolObserver*>& observers = observers_->current().*member;
   if (observers.empty()) return;
   const Event event = make_event();
   for (PoolObserver* observer : observers) {

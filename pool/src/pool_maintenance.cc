@@ -10,33 +10,11 @@
 
 #include "clock.h"
 #include "pool_core.h"
-#include "poolscope/pool/site.h"
+#include "poolscope/base/site.h"
 
 namespace poolscope::detail {
 
 using std::chrono::nanoseconds;
-
-std::unique_ptr<PoolCore::ObserverList> PoolCore::index_observers(
-    std::vector<std::shared_ptr<PoolObserver>> all) {
-  auto list = std::make_unique<ObserverList>();
-  for (const std::shared_ptr<PoolObserver>& o : all) {
-    const unsigned events = o->events();
-    const std::pair<PoolEvents, std::vector<PoolObserver*> ObserverList::*> lists[] = {
-        {kConnectEvents, &ObserverList::connect},
-        {kConnectFailedEvents, &ObserverList::connect_failed},
-        {kCheckoutEvents, &ObserverList::checkout},
-        {kReuseEvents, &ObserverList::reuse},
-        {kCheckinEvents, &ObserverList::checkin},
-        {kCloseEvents, &ObserverList::close},
-        {kTimeoutEvents, &ObserverList::timeout},
-        {kShutdownEvents, &ObserverList::shutdown}};
-    for (const auto& [event, member] : lists) {
-      if ((events & event) != 0) ((*list).*member).push_back(o.get());
-    }
-  }
-  list->all = std::move(all);
-  return list;
-}
 
 PoolCore::~PoolCore() = default;
 
@@ -129,6 +107,9 @@ PoolStats PoolCore::stats() const {
   }
   s.open = open_count_.load(kRelaxed);
   s.pending = waiters_.load(kRelaxed);
+  if (const std::int64_t since = head_since_ns_.load(kRelaxed); since != 0 && s.pending != 0) {
+    s.oldest_wait = nanoseconds(std::max<std::int64_t>(0, steady_ns() - since));
+  }
   s.overflow_in_use = s.open > config_.pool_size ? s.open - config_.pool_size : 0;
   s.waits = waits_.load(kRelaxed);
   s.total_wait = nanoseconds(wait_ns_.load(kRelaxed));
@@ -208,26 +189,8 @@ std::string PoolCore::timeout_message(nanoseconds waited, std::size_t waiting) c
   return out.str();
 }
 
-void PoolCore::add_observer(std::shared_ptr<PoolObserver> observer) {
-  MutexLock lock(observers_mu_);
-  std::vector<std::shared_ptr<PoolObserver>> all = observers_.load(kRelaxed)->all;
-  all.push_back(std::move(observer));
-  replace_observers_locked(std::move(all));
-}
-
-void PoolCore::remove_observer(const PoolObserver* observer) {
-  MutexLock lock(observers_mu_);
-  std::vector<std::shared_ptr<PoolObserver>> all = observers_.load(kRelaxed)->all;
-  std::erase_if(all, [observer](const auto& o) { return o.get() == observer; });
-  replace_observers_locked(std::move(all));
-}
-
-void PoolCore::replace_observers_locked(std::vector<std::shared_ptr<PoolObserver>> all) {
-  observer_lists_.push_back(index_observers(std::move(all)));
-  observers_.store(observer_lists_.back().get(), std::memory_order_release);
-}
-
 void PoolCore::shutdown() noexcept {
+  lifeline_.end();  // PoolView reads finish now, later ones see a closed pool
   housekeeper_.request_stop();
   if (housekeeper_.joinable()) housekeeper_.join();
 
@@ -262,7 +225,7 @@ void PoolCore::shutdown() noexcept {
   }
   // Outside the lock, as observer.h promises on_close.
   for (Slot* slot : idle) discard(slot, CloseReason::kShutdown);
-  notify(&ObserverList::shutdown, &PoolObserver::on_shutdown, [&] {
+  notify(&ObserverRegistry::List::shutdown, &PoolObserver::on_shutdown, [&] {
     return ShutdownEvent{config_.name, leases};
   });
   bool remove_core = false;

@@ -51,6 +51,7 @@ void PoolCore::wait_list_push_locked(Waiter* w) {
   w->next = nullptr;
   (tail_ != nullptr ? tail_->next : head_) = w;
   tail_ = w;
+  head_since_ns_.store(head_->since_ns, kRelaxed);
   waiters_.fetch_add(1, kSeqCst);
 }
 
@@ -58,6 +59,7 @@ void PoolCore::wait_list_remove_locked(Waiter* w) {
   (w->prev != nullptr ? w->prev->next : head_) = w->next;
   (w->next != nullptr ? w->next->prev : tail_) = w->prev;
   w->prev = w->next = nullptr;
+  head_since_ns_.store(head_ != nullptr ? head_->since_ns : 0, kRelaxed);
   waiters_.fetch_sub(1, kSeqCst);
 }
 
@@ -82,10 +84,11 @@ void PoolCore::leave_slow_path_locked() {
   if (--slow_threads_ == 0 && closed_.load(kRelaxed)) quiescent_.notify_all();
 }
 
-Slot* PoolCore::checkout_slow(const std::source_location& site, nanoseconds timeout, bool* fresh,
-                              nanoseconds* waited) {
+Slot* PoolCore::checkout_slow(const poolscope::source_location& site, nanoseconds timeout,
+                              bool* fresh, nanoseconds* waited) {
   const SteadyTime start = std::chrono::steady_clock::now();
   Waiter w;
+  w.since_ns = std::chrono::duration_cast<nanoseconds>(start.time_since_epoch()).count();
   bool queued = false;
   bool closed = false;
   {
@@ -148,7 +151,7 @@ Slot* PoolCore::checkout_slow(const std::source_location& site, nanoseconds time
     discard(w.slot, CloseReason::kShutdown);
     throw error;
   }
-  open_into(w.slot, &site);  // gives the slot back and throws on failure
+  open_into(w.slot, site);  // gives the slot back and throws on failure
   if (closed_.load(kRelaxed)) {
     PoolClosed error("pool '" + config_.name + "' was closed while opening a connection");
     discard(w.slot, CloseReason::kShutdown);

@@ -21,9 +21,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <source_location>
 
 #include "connection.h"
+#include "poolscope/base/source_location.h"
 
 namespace poolscope::detail {
 
@@ -47,7 +47,7 @@ struct alignas(64) Slot {
   // checkout_seq / 2 is the number of checkouts of this slot so far.
   std::atomic<std::uint64_t> checkout_seq{0};
   std::atomic<std::int64_t> checkout_ns{0};
-  std::atomic<std::source_location> site{std::source_location()};
+  std::atomic<poolscope::source_location> site{poolscope::source_location()};
   std::atomic<std::uint64_t> thread{0};
   std::atomic<std::uint64_t> connection_id{0};
 

@@ -15,7 +15,7 @@
 
 #include "capturing_sink.h"
 #include "exposition.h"
-#include "poolscope/pool/site.h"
+#include "poolscope/base/site.h"
 #include "test_db.h"
 #include "test_util.h"
 

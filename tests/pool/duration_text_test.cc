@@ -1,4 +1,4 @@
-#include "poolscope/pool/duration_text.h"
+#include "poolscope/base/duration_text.h"
 
 #include <gtest/gtest.h>
 

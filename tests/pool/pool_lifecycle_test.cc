@@ -108,7 +108,7 @@ TEST_P(PoolLifecycleTest, IdleTimeoutClosesIdleConnectionsDownToMinIdle) {
 TEST_P(PoolLifecycleTest, DestroyingThePoolReportsAndSurvivesAnOutstandingLease) {
   auto pool = std::make_unique<Pool>(db_->config(2));
   auto observer = std::make_shared<RecordingObserver>();
-  pool->add_observer(observer);
+  Subscription subscription = pool->add_observer(observer);
   const std::uint_least32_t line = __LINE__ + 1;
   Lease leaked = pool->acquire();
   { Lease idle = pool->acquire_new(); }  // a second connection, idle at shutdown
@@ -150,7 +150,7 @@ TEST_P(PoolLifecycleTest, WaitersGetPoolClosedWhenThePoolIsDestroyed) {
 TEST_P(PoolLifecycleTest, ASlowOnCloseAtShutdownDoesNotHoldUpAReturningLease) {
   auto pool = std::make_unique<Pool>(db_->config(2));
   auto observer = std::make_shared<BlockingCloseObserver>(CloseReason::kShutdown);
-  pool->add_observer(observer);
+  Subscription subscription = pool->add_observer(observer);
   Lease late = pool->acquire();
   { Lease idle = pool->acquire_new(); }  // idle at shutdown: the destructor closes it
   std::thread destroyer([&] { pool.reset(); });
@@ -166,7 +166,7 @@ TEST_P(PoolLifecycleTest, ASlowOnCloseAtShutdownDoesNotHoldUpAReturningLease) {
 TEST_P(PoolLifecycleTest, ASlowOnCloseOfALateReturnDoesNotHoldUpAnother) {
   auto pool = std::make_unique<Pool>(db_->config(2));
   auto observer = std::make_shared<BlockingCloseObserver>(CloseReason::kShutdown);
-  pool->add_observer(observer);
+  Subscription subscription = pool->add_observer(observer);
   Lease first = pool->acquire();
   Lease second = pool->acquire_new();
   pool.reset();  // both leases still out
@@ -201,7 +201,7 @@ TEST(PoolShutdownTest, AReconnectFailingAfterThePoolIsDestroyedThrowsConnectErro
   cfg.validation_query = "SELECT no_such_column FROM no_such_table";  // every validation fails
   auto pool = std::make_unique<Pool>(cfg);
   auto observer = std::make_shared<BlockingCloseObserver>(CloseReason::kValidationFailed);
-  pool->add_observer(observer);
+  Subscription subscription = pool->add_observer(observer);
   Lease holder = pool->acquire();
   Pool* raw = pool.get();  // the unique_ptr itself is reset below
   std::promise<std::string> outcome;

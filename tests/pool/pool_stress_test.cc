@@ -31,7 +31,7 @@ TEST_P(PoolStressTest, ThirtyTwoThreadsOnAFourPlusFourPoolKeepTheInvariants) {
   cfg.validation_interval = 1ms;  // exercise validation under load too
   Pool pool(cfg);
   auto observer = std::make_shared<RecordingObserver>();
-  pool.add_observer(observer);
+  Subscription subscription = pool.add_observer(observer);
 
   constexpr int kThreads = 32;
   const auto duration = 2s;

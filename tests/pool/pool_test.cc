@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "poolscope/base/site.h"
 #include "poolscope/pool/errors.h"
-#include "poolscope/pool/site.h"
 #include "recording_observer.h"
 #include "test_db.h"
 #include "test_util.h"
@@ -290,7 +290,7 @@ TEST_P(PoolTest, MinIdleConnectionsAreOpenedAtStart) {
 TEST_P(PoolTest, ObserversSeeEveryEvent) {
   Pool pool(config(2, 1));
   auto observer = std::make_shared<RecordingObserver>();
-  pool.add_observer(observer);
+  Subscription subscription = pool.add_observer(observer);
   {
     Lease a = pool.acquire();
     Lease nested = pool.acquire();
@@ -305,7 +305,7 @@ TEST_P(PoolTest, ObserversSeeEveryEvent) {
   EXPECT_EQ(observer->closes, 1);  // the overflow connection
   EXPECT_EQ(static_cast<std::uint64_t>(observer->connects), stats.connections_opened);
 
-  pool.remove_observer(observer.get());
+  subscription.reset();
   { Lease d = pool.acquire(); }
   EXPECT_EQ(observer->checkouts, 3);
 }
@@ -322,7 +322,7 @@ TEST_P(PoolTest, ConnectFailureIsClearAndLeavesCountsIntact) {
   cfg.name = "broken";
   Pool pool(cfg);
   auto observer = std::make_shared<RecordingObserver>();
-  pool.add_observer(observer);
+  Subscription subscription = pool.add_observer(observer);
   for (int attempt = 0; attempt < 2; ++attempt) {
     try {
       Lease lease = pool.acquire();

@@ -1,4 +1,4 @@
-#include "poolscope/pool/site.h"
+#include "poolscope/base/site.h"
 
 #include <gtest/gtest.h>
 

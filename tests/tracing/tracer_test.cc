@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "capturing_sink.h"
+#include "poolscope/base/site.h"
 #include "poolscope/pool/errors.h"
-#include "poolscope/pool/site.h"
 #include "test_db.h"
 #include "test_util.h"
 

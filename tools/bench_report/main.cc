@@ -16,7 +16,7 @@
 #include <sstream>
 #include <string>
 
-#include "poolscope/pool/duration_text.h"
+#include "poolscope/base/duration_text.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "poolscope/pool/mutex.h"
+#include "poolscope/base/mutex.h"
 
 namespace poolscope::load {
 

@@ -4,7 +4,7 @@
 #include <map>
 #include <string>
 
-#include "poolscope/pool/duration_text.h"
+#include "poolscope/base/duration_text.h"
 
 namespace poolscope::load {
 namespace {

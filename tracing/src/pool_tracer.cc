@@ -6,7 +6,7 @@
 #include <array>
 #include <utility>
 
-#include "poolscope/pool/site.h"
+#include "poolscope/base/site.h"
 #include "tracer_state.h"
 
 namespace poolscope::tracing::detail {
@@ -48,12 +48,11 @@ PoolTracer::PoolTracer(std::shared_ptr<TracerState> state, Pool& pool)
 
 PoolTracer::~PoolTracer() = default;
 
-std::string PoolTracer::called_from(const std::source_location* site,
-                                    const StackTrace& trace) const {
-  if (site == nullptr) return "[Called from: poolscope housekeeping (min_idle)]";
-  std::string out = "[Called from: " + format_site(*site);
+std::string PoolTracer::called_from(const source_location& site, const StackTrace& trace) const {
+  if (!has_site(site)) return "[Called from: poolscope housekeeping (min_idle)]";
+  std::string out = "[Called from: " + format_site(site);
   if (!trace.empty()) {
-    for (const std::string& caller : trace.callers_of(*site, state_->config().stack_depth)) {
+    for (const std::string& caller : trace.callers_of(site, state_->config().stack_depth)) {
       out += " <- " + caller;
     }
   }
@@ -65,9 +64,9 @@ unsigned PoolTracer::events() const {
 }
 
 void PoolTracer::on_connect(const ConnectEvent& e) {
-  if (e.site != nullptr) registry().add_opened(registry().lookup(*e.site).index);
+  if (has_site(e.site)) registry().add_opened(registry().lookup(e.site).index);
   StackTrace trace;
-  if (stacks_ != nullptr && e.site != nullptr) {
+  if (stacks_ != nullptr && has_site(e.site)) {
     trace = StackTrace::capture();
     t_connect_stack = {registry_->id(), e.connection_id, trace};
   }
@@ -83,7 +82,7 @@ void PoolTracer::on_connect_failed(const ConnectFailedEvent& e) {
   spdlog::logger& log = state_->logger();
   if (!log.should_log(spdlog::level::warn)) return;
   const StackTrace trace =
-      stacks_ != nullptr && e.site != nullptr ? StackTrace::capture() : StackTrace();
+      stacks_ != nullptr && has_site(e.site) ? StackTrace::capture() : StackTrace();
   log.warn("Database session could not be opened (pool={}, url={}) {}: {}", pool_name_, url_,
            called_from(e.site, trace), e.error);
 }

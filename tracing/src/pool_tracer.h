@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "poolscope/pool/mutex.h"
+#include "poolscope/base/mutex.h"
 #include "poolscope/pool/observer.h"
 #include "poolscope/pool/pool.h"
 #include "poolscope/tracing/stack_trace.h"
@@ -71,14 +71,14 @@ class PoolTracer final : public PoolObserver {
   // What the scan remembers of a lease it reported, per slot.
   struct Reported {
     std::uint64_t checkout = 0;  // 0: none
-    std::source_location site;
+    poolscope::source_location site;
     std::chrono::nanoseconds held{0};  // when last seen out
   };
   static constexpr std::uint64_t kPending = 1ull << 63;
 
   // "[Called from: site <- caller <- ...]" for a connect at site, with the
   // callers from trace (when stacks are captured).
-  std::string called_from(const std::source_location* site, const StackTrace& trace) const;
+  std::string called_from(const source_location& site, const StackTrace& trace) const;
   void publish_stack(std::uint32_t slot, std::uint64_t checkout, const StackTrace& trace) noexcept;
   [[gnu::noinline, gnu::cold]] void lease_returned(const CheckinEvent& e) noexcept;
   std::string leak_text(const LeaseInfo& lease, std::chrono::nanoseconds threshold) const;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "poolscope/pool/site.h"
+#include "poolscope/base/site.h"
 
 namespace poolscope::tracing::detail {
 namespace {
@@ -107,7 +107,7 @@ SiteRegistry::Site& SiteRegistry::site_locked(std::uint32_t index) {
   return chunk.load(std::memory_order_relaxed)[index % kChunk];
 }
 
-SiteRegistry::Entry SiteRegistry::lookup_slow(const std::source_location& site) {
+SiteRegistry::Entry SiteRegistry::lookup_slow(const poolscope::source_location& site) {
   MutexLock lock(mu_);
   const std::uint32_t index = intern_locked(site);
   if (t_bindings_gone) return {index, &t_discard[0]};
@@ -117,12 +117,12 @@ SiteRegistry::Entry SiteRegistry::lookup_slow(const std::source_location& site) 
   return {index, counters};
 }
 
-std::uint32_t SiteRegistry::index_of(const std::source_location& site) {
+std::uint32_t SiteRegistry::index_of(const poolscope::source_location& site) {
   MutexLock lock(mu_);
   return intern_locked(site);
 }
 
-std::uint32_t SiteRegistry::intern_locked(const std::source_location& site) {
+std::uint32_t SiteRegistry::intern_locked(const poolscope::source_location& site) {
   const Key key{site.file_name(), site.function_name(), site.line()};
   if (auto it = by_key_.find(key); it != by_key_.end()) return it->second;
   std::string name = format_site(site);

@@ -8,7 +8,7 @@
 // few sites costs a few kilobytes whatever max_sites is. Snapshots sum the
 // tables; a thread's table is folded into the totals and recycled when it
 // exits, so a snapshot's counts only grow. A thread-local direct-mapped cache
-// maps a std::source_location (by the addresses of its strings and its line)
+// maps a poolscope::source_location (by the addresses of its strings and its line)
 // to the thread's counters, so a hit neither locks nor allocates; a miss
 // interns the site under the mutex. Past max_sites, new sites fold into
 // "other".
@@ -23,13 +23,13 @@
 #include <bit>
 #include <cstdint>
 #include <memory>
-#include <source_location>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
-#include "poolscope/pool/mutex.h"
+#include "poolscope/base/mutex.h"
+#include "poolscope/base/source_location.h"
 #include "poolscope/tracing/site_stats.h"
 
 namespace poolscope::tracing::detail {
@@ -108,7 +108,7 @@ struct CounterTable {
   const SiteCounters* find(std::size_t index) const noexcept;
 };
 
-// A call site's identity. In libstdc++ a std::source_location is one pointer
+// A call site's identity. In libstdc++ a poolscope::source_location is one pointer
 // to a static record the compiler emits per call site, so its bits identify
 // the site and one compare finds it. Elsewhere: the file name's address and
 // the line.
@@ -118,8 +118,8 @@ struct SiteKey {
   bool operator==(const SiteKey&) const = default;
 };
 
-inline SiteKey key_of(const std::source_location& site) noexcept {
-  if constexpr (sizeof(std::source_location) == sizeof(std::uintptr_t)) {
+inline SiteKey key_of(const poolscope::source_location& site) noexcept {
+  if constexpr (sizeof(poolscope::source_location) == sizeof(std::uintptr_t)) {
     return {std::bit_cast<std::uintptr_t>(site), 0};
   } else {
     return {reinterpret_cast<std::uintptr_t>(site.file_name()), site.line()};
@@ -161,7 +161,7 @@ class SiteRegistry : public std::enable_shared_from_this<SiteRegistry> {
   // and giving the thread a counter table on its first report. For threads
   // that count; a thread that only reads uses index_of(). A hit in the
   // thread's cache is a few instructions, inline.
-  Entry lookup(const std::source_location& site) {
+  Entry lookup(const poolscope::source_location& site) {
     const SiteKey key = key_of(site);
     const SiteCacheEntry& e = t_site_cache[site_cache_slot(key)];
     if (e.registry == id_ && e.key == key) [[likely]] {
@@ -171,7 +171,7 @@ class SiteRegistry : public std::enable_shared_from_this<SiteRegistry> {
   }
 
   // site's index, interning it on first sight; touches no thread table.
-  std::uint32_t index_of(const std::source_location& site);
+  std::uint32_t index_of(const poolscope::source_location& site);
 
   // Rare events, counted per site in shared atomics.
   void add_opened(std::uint32_t index) noexcept;
@@ -210,8 +210,8 @@ class SiteRegistry : public std::enable_shared_from_this<SiteRegistry> {
   };
 
   // Out of line and cold, so the inline hit path saves no registers for it.
-  [[gnu::noinline, gnu::cold]] Entry lookup_slow(const std::source_location& site);
-  std::uint32_t intern_locked(const std::source_location& site) POOLSCOPE_REQUIRES(mu_);
+  [[gnu::noinline, gnu::cold]] Entry lookup_slow(const poolscope::source_location& site);
+  std::uint32_t intern_locked(const poolscope::source_location& site) POOLSCOPE_REQUIRES(mu_);
   CounterTable* thread_table_locked() POOLSCOPE_REQUIRES(mu_);
   Counts sum_locked(std::uint32_t index) const POOLSCOPE_REQUIRES(mu_);
   SiteStats describe_locked(std::uint32_t index) const POOLSCOPE_REQUIRES(mu_);

@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "poolscope/pool/site.h"
+#include "poolscope/base/site.h"
 
 #if POOLSCOPE_HAVE_LIBBACKTRACE
 #include <backtrace.h>
@@ -106,7 +106,7 @@ std::vector<StackFrame> StackTrace::symbolize() const {
   return out;
 }
 
-std::vector<std::string> StackTrace::callers_of(const std::source_location& site,
+std::vector<std::string> StackTrace::callers_of(const poolscope::source_location& site,
                                                 std::size_t depth) const {
   const std::vector<StackFrame> frames = symbolize();
   const std::string_view site_file = short_file_name(site.file_name());

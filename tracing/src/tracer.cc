@@ -14,6 +14,7 @@
 #include <string>
 
 #include "pool_tracer.h"
+#include "poolscope/base/config_check.h"
 #include "poolscope/pool/errors.h"
 #include "tracer_state.h"
 
@@ -23,8 +24,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 [[noreturn]] void invalid(std::string_view field, std::string_view rule, const std::string& got) {
-  throw std::invalid_argument("TracerConfig." + std::string(field) + " " + std::string(rule) +
-                              " (got " + got + ")");
+  poolscope::detail::invalid_field("TracerConfig", field, rule, got);
 }
 
 // Samples every site's acquire count each tick and warns, at most once per
@@ -167,16 +167,11 @@ void TracerConfig::validate() const {
   if (max_sites < 1 || max_sites > 100'000) {
     invalid("max_sites", "must be from 1 to 100000", std::to_string(max_sites));
   }
-  if (leak_threshold.count() < 0) {
-    invalid("leak_threshold", "must not be negative",
-            std::to_string(leak_threshold.count()) + " ms");
-  }
+  poolscope::detail::check_not_negative("TracerConfig", "leak_threshold", leak_threshold);
   if (!(churn_threshold >= 0) || !std::isfinite(churn_threshold)) {
     invalid("churn_threshold", "must be a finite number >= 0", std::to_string(churn_threshold));
   }
-  if (churn_window.count() <= 0) {
-    invalid("churn_window", "must be positive", std::to_string(churn_window.count()) + " ms");
-  }
+  poolscope::detail::check_positive("TracerConfig", "churn_window", churn_window);
   if (stack_depth > 32) invalid("stack_depth", "must be at most 32", std::to_string(stack_depth));
   if (session_level < spdlog::level::trace || session_level > spdlog::level::off) {
     invalid("session_level", "must be an spdlog level",

@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "pool_tracer.h"
-#include "poolscope/pool/site.h"
+#include "poolscope/base/site.h"
 
 namespace poolscope::tracing::detail {
 namespace {
@@ -43,7 +43,7 @@ std::vector<std::shared_ptr<PoolTracer>> TracerState::pools() const {
 }
 
 std::vector<PoolSites> TracerState::pool_sites() {
-  MutexLock lock(mu_);  // keeps each pool alive while its leases are read
+  MutexLock lock(mu_);
   std::vector<PoolSites> out;
   out.reserve(pools_.size());
   for (const Attached& a : pools_) {
@@ -57,7 +57,7 @@ std::vector<PoolSites> TracerState::pool_sites() {
     SiteStats other = std::move(table.sites.back());
     table.sites.pop_back();
     std::map<std::uint32_t, std::size_t> later;  // site index -> position
-    for (const LeaseInfo& lease : a.pool->active_leases()) {
+    for (const LeaseInfo& lease : a.view.active_leases().value_or(std::vector<LeaseInfo>{})) {
       const std::uint32_t index = registry.index_of(lease.site);
       if (index == registry.max_sites()) {
         ++other.acquires;
@@ -84,30 +84,37 @@ void TracerState::attach(Pool& pool, std::shared_ptr<TracerState> self) {
     }
   }
   auto tracer = std::make_shared<PoolTracer>(std::move(self), pool);
-  pool.add_observer(tracer);
-  pools_.push_back({&pool, std::move(tracer)});
+  Subscription subscription = pool.add_observer(tracer);
+  pools_.push_back({&pool, pool.view(), std::move(tracer), std::move(subscription)});
 }
 
 void TracerState::detach(Pool& pool) {
   MutexLock lock(mu_);
   for (auto it = pools_.begin(); it != pools_.end(); ++it) {
     if (it->pool == &pool) {
-      pool.remove_observer(it->tracer.get());
-      pools_.erase(it);
+      pools_.erase(it);  // ends the subscription
       return;
     }
   }
 }
 
 void TracerState::detach_all() {
+  std::vector<Attached> gone;
   MutexLock lock(mu_);
-  for (Attached& a : pools_) a.pool->remove_observer(a.tracer.get());
-  pools_.clear();
+  gone.swap(pools_);
 }
 
 void TracerState::pool_closed(const PoolTracer* tracer) {
+  std::vector<Attached> gone;  // destroyed outside mu_
   MutexLock lock(mu_);
-  std::erase_if(pools_, [tracer](const Attached& a) { return a.tracer.get() == tracer; });
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    if (it->tracer.get() == tracer) {
+      gone.push_back(std::move(*it));
+      it = pools_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void TracerState::scan_leaks() {
@@ -115,9 +122,11 @@ void TracerState::scan_leaks() {
   if (threshold.count() == 0) return;
   std::vector<std::pair<std::shared_ptr<PoolTracer>, std::vector<LeaseInfo>>> rounds;
   {
-    MutexLock lock(mu_);  // keeps each pool alive while its leases are read
+    MutexLock lock(mu_);
     rounds.reserve(pools_.size());
-    for (const Attached& a : pools_) rounds.emplace_back(a.tracer, a.pool->active_leases());
+    for (const Attached& a : pools_) {
+      if (auto leases = a.view.active_leases()) rounds.emplace_back(a.tracer, std::move(*leases));
+    }
   }
   for (const auto& [tracer, leases] : rounds) tracer->scan_leaks(leases, threshold);
 }

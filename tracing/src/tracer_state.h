@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "poolscope/pool/duration_text.h"
-#include "poolscope/pool/mutex.h"
+#include "poolscope/base/duration_text.h"
+#include "poolscope/base/mutex.h"
 #include "poolscope/pool/pool.h"
 #include "poolscope/tracing/stack_trace.h"
 #include "poolscope/tracing/tracer.h"
@@ -61,8 +61,10 @@ class TracerState {
 
  private:
   struct Attached {
-    Pool* pool;  // alive while attached: its shutdown detaches it under mu_
+    const Pool* pool;  // identifies the pool; never dereferenced
+    PoolView view;     // reads the pool while it lives
     std::shared_ptr<PoolTracer> tracer;
+    Subscription subscription;  // of tracer to the pool
   };
 
   // Constant after construction.

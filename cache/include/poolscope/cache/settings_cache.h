@@ -30,7 +30,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -38,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "poolscope/base/source_location.h"
 #include "poolscope/cache/ttl_cache.h"
 #include "poolscope/pool/errors.h"
 #include "poolscope/pool/pool.h"
@@ -174,7 +174,7 @@ class SettingsCache {
   // waits checkout_timeout and gets PoolTimeout (size the pool for two per
   // such thread). Throws what the pool and the database throw.
   std::shared_ptr<const Settings> settings(
-      std::int64_t entity, std::source_location site = std::source_location::current());
+      std::int64_t entity, poolscope::source_location site = poolscope::source_location::current());
 
   // One setting as T (see Settings::get), read in place in the cache. Loads
   // as settings() does. Throws SettingNotFound, SettingTypeError. Not for
@@ -182,7 +182,7 @@ class SettingsCache {
   // settings(entity)->get<std::string_view>(key) and keep the shared_ptr.
   template <OwningSettingValue T>
   T get(std::int64_t entity, std::string_view key,
-        std::source_location site = std::source_location::current()) {
+        poolscope::source_location site = poolscope::source_location::current()) {
     T value{};
     std::shared_ptr<const Settings>
         failed;  // set only when the read fails: thrown outside the lock
@@ -196,7 +196,7 @@ class SettingsCache {
   // As get(), but nullopt when the entity has no such setting.
   template <OwningSettingValue T>
   std::optional<T> find(std::int64_t entity, std::string_view key,
-                        std::source_location site = std::source_location::current()) {
+                        poolscope::source_location site = poolscope::source_location::current()) {
     std::optional<T> value;
     std::shared_ptr<const Settings> failed;
     cache_.visit_or_load(entity, loader(site), [&](const std::shared_ptr<const Settings>& s) {
@@ -223,9 +223,9 @@ class SettingsCache {
   // not joined. Throws what the database throws; on failure nothing is saved
   // and the cache is unchanged.
   void save(std::int64_t entity, std::string_view key, std::string_view value,
-            std::source_location site = std::source_location::current());
+            poolscope::source_location site = poolscope::source_location::current());
   void save(std::int64_t entity, const std::map<std::string, std::string>& values,
-            std::source_location site = std::source_location::current());
+            poolscope::source_location site = poolscope::source_location::current());
 
   // Drops the cached settings of entity / of every entity.
   bool invalidate(std::int64_t entity) { return cache_.erase(entity); }
@@ -240,10 +240,10 @@ class SettingsCache {
   TtlCache<std::int64_t, std::shared_ptr<const Settings>>& cache() noexcept { return cache_; }
 
  private:
-  auto loader(const std::source_location& site) {
+  auto loader(const poolscope::source_location& site) {
     return [this, &site](const std::int64_t& entity) { return load(entity, site); };
   }
-  std::shared_ptr<const Settings> load(std::int64_t entity, const std::source_location& site);
+  std::shared_ptr<const Settings> load(std::int64_t entity, const poolscope::source_location& site);
 
   // Constant after construction.
   Pool& pool_;

@@ -54,13 +54,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "poolscope/base/mutex.h"
 #include "poolscope/cache/cache_stats.h"
 #include "poolscope/cache/clock.h"
 #include "poolscope/cache/glob.h"
 #include "poolscope/cache/hash.h"
 #include "poolscope/cache/sessions.h"
 #include "poolscope/cache/size.h"
-#include "poolscope/pool/mutex.h"
 
 namespace poolscope::cache {
 

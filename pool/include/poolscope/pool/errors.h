@@ -9,17 +9,11 @@
 
 #include <chrono>
 #include <cstddef>
-#include <exception>
-#include <stdexcept>
 #include <string>
 
-namespace poolscope {
+#include "poolscope/base/error.h"
 
-// Base of every poolscope error.
-class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace poolscope {
 
 // A connection URL that cannot be parsed. The message says what is wrong and
 // shows the URL with its password replaced by "***".
@@ -56,17 +50,5 @@ class PoolClosed : public Error {
  public:
   using Error::Error;
 };
-
-// The message of a caught exception, for a log line or an error list:
-// what() of a std::exception, "unknown exception" for anything else.
-inline std::string exception_text(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown exception";
-  }
-}
 
 }  // namespace poolscope

@@ -22,7 +22,8 @@
 #include <soci/session.h>
 
 #include <cstdint>
-#include <source_location>
+
+#include "poolscope/base/source_location.h"
 
 namespace poolscope {
 
@@ -46,7 +47,7 @@ class Lease {
 
   // A lease on a checked-out slot. For PoolCore only (see LeaseKey).
   Lease(detail::LeaseKey, detail::PoolCore* core, detail::Slot* slot, soci::session* session,
-        const std::source_location& site, bool reused) noexcept
+        const poolscope::source_location& site, bool reused) noexcept
       : core_(core), slot_(slot), session_(session), site_(site), reused_(reused) {}
 
   // Moves end sharing with nested acquires (see above).
@@ -79,7 +80,7 @@ class Lease {
   std::uint64_t connection_id() const noexcept;
 
   // Where this lease was acquired.
-  const std::source_location& site() const noexcept { return site_; }
+  const poolscope::source_location& site() const noexcept { return site_; }
 
   // True when this lease is a nested acquire sharing the thread's connection.
   bool reused() const noexcept { return reused_; }
@@ -90,7 +91,7 @@ class Lease {
   detail::PoolCore* core_ = nullptr;
   detail::Slot* slot_ = nullptr;
   soci::session* session_ = nullptr;
-  std::source_location site_;
+  poolscope::source_location site_;
   bool reused_ = false;
 };
 

@@ -11,10 +11,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <source_location>
 #include <span>
 #include <string_view>
 
+#include "poolscope/base/source_location.h"
 #include "poolscope/pool/pool_stats.h"
 
 namespace poolscope {
@@ -23,24 +23,29 @@ namespace poolscope {
 struct LeaseInfo {
   std::uint64_t connection_id = 0;
   std::uint32_t slot = 0;            // index of the connection's slot, below max_connections
-  std::source_location site;         // where the outermost acquire() was called
+  poolscope::source_location site;   // where the outermost acquire() was called
   std::uint64_t thread = 0;          // OS thread id of the acquirer
   std::chrono::nanoseconds held{0};  // since checkout
   std::uint64_t checkout = 0;        // identifies this checkout of this slot
 };
 
+// Every event names its call site the same way, by value: the acquire()
+// that caused it, or a default-constructed source_location (has_site() is
+// false) for work the pool did on its own (min_idle, housekeeping).
+
 struct ConnectEvent {
   std::string_view pool;
   std::uint64_t connection_id;
   std::chrono::nanoseconds duration;
-  const std::source_location* site;  // the acquire that needed it; null for housekeeping
+  source_location site;
 };
 
 struct ConnectFailedEvent {
   std::string_view pool;
   std::string_view error;  // password scrubbed
   std::chrono::nanoseconds duration;
-  const std::source_location* site;
+  source_location site;
+  std::uint32_t attempt;  // 1 for the first try, 2 for its first retry, ...
 };
 
 struct CheckoutEvent {
@@ -48,9 +53,11 @@ struct CheckoutEvent {
   std::uint64_t connection_id;
   std::uint32_t slot;
   std::uint64_t checkout;  // as LeaseInfo::checkout
-  const std::source_location& site;
+  source_location site;
   std::uint64_t thread;
-  std::chrono::nanoseconds wait;  // zero when a connection was ready
+  std::chrono::nanoseconds wait;     // queued for a connection; zero when one was ready
+  std::chrono::nanoseconds acquire;  // the whole acquire() as the caller saw it: wait,
+                                     // validation and any connect made for it
 };
 
 // A nested acquire() served by the connection the thread already holds.
@@ -58,7 +65,7 @@ struct ReuseEvent {
   std::string_view pool;
   std::uint64_t connection_id;
   std::uint32_t slot;
-  const std::source_location& site;
+  source_location site;
 };
 
 struct CheckinEvent {
@@ -66,8 +73,8 @@ struct CheckinEvent {
   std::uint64_t connection_id;
   std::uint32_t slot;
   std::uint64_t checkout;
-  std::source_location site;  // of the checkout
-  std::uint64_t thread;       // of the checkout
+  source_location site;  // of the checkout
+  std::uint64_t thread;  // of the checkout
   std::chrono::nanoseconds held;
 };
 
@@ -80,8 +87,18 @@ struct CloseEvent {
 
 struct TimeoutEvent {
   std::string_view pool;
-  const std::source_location& site;
+  source_location site;
   std::chrono::nanoseconds waited;
+};
+
+// A message the database sent on a connection outside any result: a
+// PostgreSQL NOTICE or WARNING, or the FATAL that precedes a disconnect
+// ("terminating connection due to administrator command").
+struct NoticeEvent {
+  std::string_view pool;
+  std::uint64_t connection_id;
+  std::string_view severity;  // as the server sends it: "NOTICE", "WARNING", "FATAL", ...
+  std::string_view message;   // without the trailing newline; password scrubbed
 };
 
 // The pool is being destroyed; leases lists the ones still checked out.
@@ -100,7 +117,8 @@ enum PoolEvents : unsigned {
   kCloseEvents = 1u << 5,
   kTimeoutEvents = 1u << 6,
   kShutdownEvents = 1u << 7,
-  kAllEvents = (1u << 8) - 1,
+  kNoticeEvents = 1u << 8,
+  kAllEvents = (1u << 9) - 1,
 };
 
 class PoolObserver {
@@ -119,6 +137,7 @@ class PoolObserver {
   virtual void on_checkin(const CheckinEvent&) {}
   virtual void on_close(const CloseEvent&) {}
   virtual void on_timeout(const TimeoutEvent&) {}
+  virtual void on_notice(const NoticeEvent&) {}
   virtual void on_shutdown(const ShutdownEvent&) {}
 };
 

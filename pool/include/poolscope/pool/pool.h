@@ -30,10 +30,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <vector>
 
+#include "poolscope/base/lifeline.h"
+#include "poolscope/base/source_location.h"
+#include "poolscope/base/subscription.h"
 #include "poolscope/pool/lease.h"
 #include "poolscope/pool/observer.h"
 #include "poolscope/pool/pool_config.h"
@@ -45,6 +47,31 @@ namespace poolscope {
 // Physical checkouts (not nested reuses) made by the calling thread so far,
 // from every pool. The caches use it to measure what a load cost.
 std::uint64_t checkouts_on_this_thread() noexcept;
+
+class Pool;
+
+// PoolView: a reference to a Pool that may be kept after the pool is gone,
+// for code that reads the pool from another thread (a leak scan, a metrics
+// scrape). Once the pool's destructor has started, every read returns
+// nullopt; a read in progress when it starts finishes first.
+//
+// Copyable. The class is thread-safe. No concurrent call to any API of this
+// type causes a data race.
+class PoolView {
+ public:
+  PoolView() = default;
+
+  std::optional<PoolStats> stats() const;
+  std::optional<std::vector<LeaseInfo>> active_leases() const;
+
+  // True once the pool's destructor has started (or for a default PoolView).
+  bool expired() const;
+
+ private:
+  friend class Pool;
+  detail::Lifeline::Watch watch_;
+  const detail::PoolCore* core_ = nullptr;
+};
 
 class Pool {
  public:
@@ -68,13 +95,14 @@ class Pool {
   // holds a lease from this pool, returns a lease on that same connection.
   // Throws PoolTimeout, ConnectError (opening or replacing a connection
   // failed; the pool's counts are restored) or PoolClosed.
-  Lease acquire(std::source_location site = std::source_location::current());
+  Lease acquire(poolscope::source_location site = poolscope::source_location::current());
 
   // As acquire(), but waits at most timeout and returns nullopt instead of
   // throwing PoolTimeout. A zero timeout never waits; milliseconds::max()
   // waits for as long as it takes.
-  std::optional<Lease> try_acquire(std::chrono::milliseconds timeout,
-                                   std::source_location site = std::source_location::current());
+  std::optional<Lease> try_acquire(
+      std::chrono::milliseconds timeout,
+      poolscope::source_location site = poolscope::source_location::current());
 
   // Returns a lease on a connection of its own, even if the thread already
   // holds one: for work that must commit or roll back independently (an audit
@@ -85,7 +113,7 @@ class Pool {
   // waits for a second. If every connection is held by a thread doing the
   // same, none comes back and they all wait until checkout_timeout. Keep
   // such code paths rare, or size the pool for two connections per thread.
-  Lease acquire_new(std::source_location site = std::source_location::current());
+  Lease acquire_new(poolscope::source_location site = poolscope::source_location::current());
 
   PoolStats stats() const;
 
@@ -99,14 +127,17 @@ class Pool {
   // The configuration in effect; its url is the redacted form.
   const PoolConfig& config() const noexcept;
 
-  // Registers an observer; it receives events from now on. Observers are
-  // meant to be few and long-lived: each change copies the list, and old
-  // lists (with their shared_ptrs) are kept until the pool is destroyed so a
-  // callback in flight on another thread never sees a freed observer.
-  void add_observer(std::shared_ptr<PoolObserver> observer);
+  // Registers an observer; it receives events from now on, until the
+  // returned Subscription is destroyed or reset (whichever of it and the pool
+  // goes first). Observers are meant to be few and long-lived: each change
+  // copies the list, and a removed observer is kept alive until the pool is
+  // destroyed, so a callback in flight on another thread never sees it freed.
+  // Throws std::invalid_argument for a null observer.
+  Subscription add_observer(std::shared_ptr<PoolObserver> observer);
 
-  // Stops sending events to observer. Callbacks already running may finish.
-  void remove_observer(const PoolObserver* observer);
+  // A weak reference to this pool, for code on other threads that reads it
+  // and may outlive it.
+  PoolView view() const;
 
  private:
   detail::PoolCore* core_;

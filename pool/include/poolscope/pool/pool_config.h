@@ -69,6 +69,14 @@ struct PoolConfig {
   // most 2147483 s (SQLite takes milliseconds as an int).
   std::chrono::milliseconds sqlite_busy_timeout{5'000};
 
+  // PostgreSQL: a transaction-pooling proxy (PgBouncer with pool_mode =
+  // transaction, before 1.21) sits between the pool and the server, so one
+  // server session may serve another client between transactions. Then
+  // poolscope prepares no named statements (its statement cache is off) and
+  // relies on no session state across transactions. Leave it false for a
+  // direct connection or session pooling.
+  bool transaction_pooler = false;
+
   // How often the housekeeper closes expired and idle connections. It runs
   // more often when max_lifetime or idle_timeout are shorter than this.
   std::chrono::milliseconds housekeeping_interval{30'000};

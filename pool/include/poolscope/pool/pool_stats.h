@@ -40,11 +40,12 @@ struct PoolStats {
   std::size_t min_idle = 0;
 
   // Gauges.
-  std::size_t open = 0;             // physical connections (idle + active + opening)
-  std::size_t active = 0;           // checked out
-  std::size_t idle = 0;             // ready in the pool
-  std::size_t pending = 0;          // threads waiting in acquire()
-  std::size_t overflow_in_use = 0;  // open connections beyond pool_size
+  std::size_t open = 0;                     // physical connections (idle + active + opening)
+  std::size_t active = 0;                   // checked out
+  std::size_t idle = 0;                     // ready in the pool
+  std::size_t pending = 0;                  // threads waiting in acquire()
+  std::chrono::nanoseconds oldest_wait{0};  // how long the first of them has waited
+  std::size_t overflow_in_use = 0;          // open connections beyond pool_size
 
   // Counters since the pool was created.
   std::uint64_t acquires = 0;  // checkouts from the pool

@@ -10,10 +10,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "poolscope/base/source_location.h"
 
 namespace poolscope::tracing {
 
@@ -50,7 +51,8 @@ class StackTrace {
   // The callers of `site`: the frames above the one that called acquire() at
   // site, formatted, at most `depth` of them. Frames inside poolscope and the
   // site's own frame are left out.
-  std::vector<std::string> callers_of(const std::source_location& site, std::size_t depth) const;
+  std::vector<std::string> callers_of(const poolscope::source_location& site,
+                                      std::size_t depth) const;
 
  private:
   std::array<std::uintptr_t, kMaxFrames> frames_{};

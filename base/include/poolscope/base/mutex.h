@@ -29,7 +29,6 @@
 #define POOLSCOPE_CAPABILITY(x) POOLSCOPE_THREAD_ANNOTATION(capability(x))
 #define POOLSCOPE_SCOPED_CAPABILITY POOLSCOPE_THREAD_ANNOTATION(scoped_lockable)
 #define POOLSCOPE_GUARDED_BY(x) POOLSCOPE_THREAD_ANNOTATION(guarded_by(x))
-#define POOLSCOPE_PT_GUARDED_BY(x) POOLSCOPE_THREAD_ANNOTATION(pt_guarded_by(x))
 #define POOLSCOPE_REQUIRES(...) POOLSCOPE_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
 #define POOLSCOPE_EXCLUDES(...) POOLSCOPE_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
 #define POOLSCOPE_ACQUIRE(...) POOLSCOPE_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
@@ -99,7 +98,6 @@ class POOLSCOPE_SCOPED_CAPABILITY BasicMutexLock {
   M& mu_;
 };
 using MutexLock = BasicMutexLock<Mutex>;
-using SpinningMutexLock = BasicMutexLock<SpinningMutex>;
 
 // A reader-writer lock for data read far more often than it is written,
 // whose readers must not slow each other down (a cache shard). A reader

@@ -1,13 +1,27 @@
-#include "poolscope/pool/site.h"
+// Call sites: the file, function and line of a std::source_location, printed
+// the way the incident logs print them ("settings.cc:Load():237").
+
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "poolscope/base/source_location.h"
 
 namespace poolscope {
 
-std::string_view short_file_name(std::string_view file) noexcept {
+// short_file_name: the last path component of a file name:
+// "src/app/settings.cc" -> "settings.cc".
+// short_function_name: the bare name of a function from its pretty signature:
+// "void app::Settings::Load(int) const" -> "Load()".
+// format_site: "settings.cc:Load():237".
+
+inline std::string_view short_file_name(std::string_view file) noexcept {
   const std::size_t slash = file.find_last_of("/\\");
   return slash == std::string_view::npos ? file : file.substr(slash + 1);
 }
 
-std::string short_function_name(std::string_view pretty) {
+inline std::string short_function_name(std::string_view pretty) {
   // Cut the parameter list: the '(' that closes at the end of the name part,
   // skipping template arguments and "operator()" itself.
   std::size_t paren = std::string_view::npos;
@@ -50,7 +64,7 @@ std::string short_function_name(std::string_view pretty) {
   return std::string(name) + "()";
 }
 
-std::string format_site(const std::source_location& site) {
+inline std::string format_site(const source_location& site) {
   std::string out(short_file_name(site.file_name()));
   out += ':';
   out += short_function_name(site.function_name());
