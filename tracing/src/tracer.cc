@@ -188,6 +188,7 @@ Tracer::Tracer(TracerConfig config) {
 Tracer::Tracer(Pool& pool, TracerConfig config) : Tracer(std::move(config)) { attach(pool); }
 
 Tracer::~Tracer() {
+  state_->closed.store(true, std::memory_order_release);
   housekeeper_.request_stop();
   if (housekeeper_.joinable()) housekeeper_.join();
   state_->detach_all();
@@ -220,6 +221,33 @@ std::vector<PoolSites> Tracer::pool_sites(SiteOrder order) const {
   std::vector<PoolSites> out = state_->pool_sites();
   for (PoolSites& p : out) sort_sites(p.sites, order);
   return out;
+}
+
+TracerView Tracer::view() const {
+  TracerView v;
+  v.state_ = state_;
+  return v;
+}
+
+std::optional<std::vector<PoolSites>> TracerView::pool_sites(SiteOrder order) const {
+  const std::shared_ptr<detail::TracerState> state = state_.lock();
+  if (state == nullptr || state->closed.load(std::memory_order_acquire)) return std::nullopt;
+  std::vector<PoolSites> out = state->pool_sites();
+  for (PoolSites& p : out) sort_sites(p.sites, order);
+  return out;
+}
+
+std::optional<TracerStats> TracerView::stats() const {
+  const std::shared_ptr<detail::TracerState> state = state_.lock();
+  if (state == nullptr || state->closed.load(std::memory_order_acquire)) return std::nullopt;
+  return TracerStats{state->churn_warnings.load(std::memory_order_relaxed),
+                     state->leaks_reported.load(std::memory_order_relaxed),
+                     state->leaks_returned.load(std::memory_order_relaxed)};
+}
+
+bool TracerView::expired() const {
+  const std::shared_ptr<detail::TracerState> state = state_.lock();
+  return state == nullptr || state->closed.load(std::memory_order_acquire);
 }
 
 std::uint64_t Tracer::folded_sites() const {

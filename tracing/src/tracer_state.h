@@ -42,6 +42,9 @@ class TracerState {
   std::atomic<std::uint64_t> leaks_reported{0};
   std::atomic<std::uint64_t> leaks_returned{0};
 
+  // Set when the Tracer's destructor starts: TracerView reads fail from then on.
+  std::atomic<bool> closed{false};
+
   void attach(Pool& pool, std::shared_ptr<TracerState> self);
   void detach(Pool& pool);
   void detach_all();

@@ -69,6 +69,9 @@ class InstanceCache {
   CacheStats stats() const { return cache_.stats(); }
   const std::string& name() const noexcept { return cache_.name(); }
 
+  // See TtlCache::watch(). (cache_ is the last member: while it lives, so does this.)
+  poolscope::detail::Lifeline::Watch watch() const { return cache_.watch(); }
+
   // The underlying cache, for invalidation wiring.
   TtlCache<Id, std::shared_ptr<T>>& cache() noexcept { return cache_; }
 

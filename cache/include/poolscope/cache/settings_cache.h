@@ -236,6 +236,9 @@ class SettingsCache {
   const SettingsCacheConfig& config() const noexcept { return config_; }
   const Pool& pool() const noexcept { return pool_; }
 
+  // See TtlCache::watch(). (cache_ is the last member: while it lives, so does this.)
+  poolscope::detail::Lifeline::Watch watch() const { return cache_.watch(); }
+
   // The underlying cache, for invalidation wiring.
   TtlCache<std::int64_t, std::shared_ptr<const Settings>>& cache() noexcept { return cache_; }
 

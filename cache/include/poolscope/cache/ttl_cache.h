@@ -54,6 +54,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "poolscope/base/lifeline.h"
 #include "poolscope/base/mutex.h"
 #include "poolscope/cache/cache_stats.h"
 #include "poolscope/cache/clock.h"
@@ -201,6 +202,11 @@ class TtlCache {
   const std::string& name() const noexcept { return config_.name; }
   const TtlCacheConfig& config() const noexcept { return config_; }
 
+  // For readers on other threads that may outlive this cache (a metrics
+  // scrape): read only while a Guard from watch().lock() is true. The
+  // destructor waits for such reads, then makes them fail.
+  poolscope::detail::Lifeline::Watch watch() const { return lifeline_.watch(); }
+
  private:
   struct Node;
   struct Flight;
@@ -265,6 +271,7 @@ class TtlCache {
   std::shared_ptr<const Listener> listener_ POOLSCOPE_GUARDED_BY(listener_mu_);
 
   poolscope::detail::Mutex refresh_mu_;
+  poolscope::detail::Lifeline lifeline_;
   std::jthread refresher_ POOLSCOPE_GUARDED_BY(refresh_mu_);  // last: stops before the shards go
 };
 

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -83,6 +84,27 @@ struct TracerStats {
   std::uint64_t leaks_returned = 0;  // reported leases that came back later
 };
 
+// TracerView: a reference to a Tracer that may be kept after the tracer is
+// gone, for code that reads it from another thread (a metrics scrape). Once
+// the tracer's destructor has started, every read returns nullopt.
+//
+// Copyable. The class is thread-safe. No concurrent call to any API of this
+// type causes a data race.
+class TracerView {
+ public:
+  TracerView() = default;
+
+  // As Tracer::pool_sites() and Tracer::stats().
+  std::optional<std::vector<PoolSites>> pool_sites(SiteOrder order = SiteOrder::kAcquires) const;
+  std::optional<TracerStats> stats() const;
+
+  bool expired() const;
+
+ private:
+  friend class Tracer;
+  std::weak_ptr<detail::TracerState> state_;
+};
+
 class Tracer {
  public:
   // Validates config; starts the detection thread.
@@ -118,6 +140,9 @@ class Tracer {
   double churn_threshold() const;
 
   const TracerConfig& config() const;
+
+  // A weak reference to this tracer.
+  TracerView view() const;
 
  private:
   std::shared_ptr<detail::TracerState> state_;

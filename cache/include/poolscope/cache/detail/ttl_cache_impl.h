@@ -25,7 +25,9 @@ TtlCache<K, V, Hash, Eq>::TtlCache(TtlCacheConfig config)
 }
 
 template <class K, class V, class Hash, class Eq>
-TtlCache<K, V, Hash, Eq>::~TtlCache() = default;
+TtlCache<K, V, Hash, Eq>::~TtlCache() {
+  lifeline_.end();  // first: a scrape reading stats() finishes before anything goes
+}
 
 template <class K, class V, class Hash, class Eq>
 auto TtlCache<K, V, Hash, Eq>::shard_of(std::size_t hash) const noexcept -> Shard& {
