@@ -160,6 +160,12 @@ class Settings {
 };
 
 class SettingsCache {
+  // Declared first: the templates below call it, and a deduced return type
+  // must be seen before its use.
+  auto loader(const poolscope::source_location& site) {
+    return [this, &site](const std::int64_t& entity) { return load(entity, site); };
+  }
+
  public:
   // REQUIRES: pool outlives the cache. Throws std::invalid_argument for a bad config.
   SettingsCache(Pool& pool, SettingsCacheConfig config = {});
@@ -243,9 +249,6 @@ class SettingsCache {
   TtlCache<std::int64_t, std::shared_ptr<const Settings>>& cache() noexcept { return cache_; }
 
  private:
-  auto loader(const poolscope::source_location& site) {
-    return [this, &site](const std::int64_t& entity) { return load(entity, site); };
-  }
   std::shared_ptr<const Settings> load(std::int64_t entity, const poolscope::source_location& site);
 
   // Constant after construction.
