@@ -173,7 +173,7 @@ TEST_F(MetricsServerTest, ACacheNameThatIsNotUtf8IsAnsweredNotThrown) {
   const std::vector<std::string> auth = {std::string("Authorization: Bearer ") + kToken};
   const auto response = http_request(server.port(), "POST", "/admin/caches/%FF%FE/clear", auth);
   EXPECT_EQ(response.status, 404) << response.error;
-  EXPECT_NO_THROW(static_cast<void>(nlohmann::json::parse(response.body))) << response.body;
+  EXPECT_TRUE(nlohmann::json::accept(response.body)) << response.body;
   EXPECT_EQ(http_request(server.port(), "GET", "/metrics").status, 200)
       << "and the server still serves";
 }
