@@ -199,6 +199,7 @@ Slot* PoolCore::checkout(const poolscope::source_location& site, nanoseconds tim
   std::int64_t now = waited.count() == 0 && !fresh ? start : now_ns();
   if (!fresh && make_ready(slot, site, now)) now = now_ns();
 
+  slot->reuses_at_checkout = slot->reuses.load(kRelaxed);
   slot->refs.store(1, std::memory_order_release);
   slot->owner_token.store(share ? token : 0, kRelaxed);
   // Publish the lease record (a seqlock write, see slot.h).
@@ -219,7 +220,8 @@ Slot* PoolCore::checkout(const poolscope::source_location& site, nanoseconds tim
     return CheckoutEvent{config_.name, slot->connection_id.load(kRelaxed),
                          slot->index,  seq / 2 + 1,
                          site,         os_thread_id(),
-                         waited,       nanoseconds(now_ns() - start)};
+                         waited,       nanoseconds(now_ns() - start),
+                         now};
   });
   return slot;
 }
@@ -337,7 +339,9 @@ void PoolCore::checkin(Slot* slot) noexcept {
                         slot->checkout_seq.load(kRelaxed) / 2,
                         slot->site.load(kRelaxed),
                         slot->thread.load(kRelaxed),
-                        nanoseconds(now - checked_out)};
+                        nanoseconds(now - checked_out),
+                        now,
+                        slot->reuses.load(kRelaxed) - slot->reuses_at_checkout};
   });
 
   std::optional<CloseReason> reason;

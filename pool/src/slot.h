@@ -57,6 +57,7 @@ struct alignas(64) Slot {
   // Owned (see above).
   Connection conn;
   std::int64_t created_ns = 0;
+  std::uint64_t reuses_at_checkout = 0;  // `reuses` when the current checkout began
 
   // Constant after construction.
   std::uint32_t index = 0;

@@ -567,11 +567,12 @@ TEST_F(TtlCacheTest, AnInvalidationListenerCarriesInvalidationsToAnotherCache) {
   // Two caches standing in for two processes, joined by a "bus".
   TtlCache<std::string, int> a(manual(clock_)), b(manual(clock_));
   int a_heard = 0, b_heard = 0;
-  a.set_invalidation_listener([&](const Invalidation<std::string>& inv) {
+  Subscription to_b = a.add_invalidation_listener([&](const Invalidation<std::string>& inv) {
     ++a_heard;
     b.apply(inv);
   });
-  b.set_invalidation_listener([&](const Invalidation<std::string>&) { ++b_heard; });
+  Subscription from_b =
+      b.add_invalidation_listener([&](const Invalidation<std::string>&) { ++b_heard; });
   for (auto* cache : {&a, &b}) {
     for (const char* key : {"x:1", "x:2", "y:1", "z"}) cache->put(key, 1);
   }

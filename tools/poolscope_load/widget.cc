@@ -190,13 +190,14 @@ WidgetCaches::WidgetCaches(Pool& pool)
           },
           {.name = "accounts"}) {
   // A save evicts the account object built from the old settings.
-  settings.cache().set_invalidation_listener([this](const cache::Invalidation<std::int64_t>& inv) {
-    if (inv.key) {
-      accounts.evict(static_cast<int>(*inv.key));
-    } else {
-      accounts.clear();
-    }
-  });
+  evict_on_save = settings.cache().add_invalidation_listener(
+      [this](const cache::Invalidation<std::int64_t>& inv) {
+        if (inv.key) {
+          accounts.evict(static_cast<int>(*inv.key));
+        } else {
+          accounts.clear();
+        }
+      });
 }
 
 bool WriteLedger::write(WidgetCaches& caches, int account) {

@@ -87,6 +87,7 @@ struct WidgetCaches {
 
   cache::SettingsCache settings;
   cache::InstanceCache<int, const Account> accounts;
+  Subscription evict_on_save;  // of accounts to settings' invalidations
 };
 
 // The settings-write scenario's bookkeeping: saves api_secret of an account

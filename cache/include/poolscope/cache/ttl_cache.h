@@ -28,7 +28,7 @@
 //
 // Extension points for a shared second level and an invalidation bus (many
 // processes): loaders compose (look in the second level, else the database),
-// and set_invalidation_listener() / apply() carry invalidations between
+// and add_invalidation_listener() / apply() carry invalidations between
 // caches without changing callers.
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
@@ -56,6 +56,7 @@
 
 #include "poolscope/base/lifeline.h"
 #include "poolscope/base/mutex.h"
+#include "poolscope/base/subscription.h"
 #include "poolscope/cache/cache_stats.h"
 #include "poolscope/cache/clock.h"
 #include "poolscope/cache/glob.h"
@@ -192,10 +193,13 @@ class TtlCache {
   // Removes expired entries now (they also go when touched or evicted).
   std::size_t purge_expired();
 
-  // Called after every local invalidation (erase, prefix, glob, if-by-key
-  // excepted, clear), outside the cache's locks. For an invalidation bus.
-  void set_invalidation_listener(Listener listener);
-  // Applies an invalidation from elsewhere without calling the listener.
+  // Calls listener after every local invalidation (erase, prefix, glob,
+  // if-by-key excepted, clear), outside the cache's locks, until the returned
+  // Subscription ends (safe after the cache is gone). For an invalidation
+  // bus, or for caches built from this one's entries. A listener that throws
+  // loses that one call.
+  Subscription add_invalidation_listener(Listener listener);
+  // Applies an invalidation from elsewhere without calling the listeners.
   void apply(const Invalidation<K>& invalidation);
 
   CacheStats stats() const;
@@ -267,8 +271,14 @@ class TtlCache {
   const std::size_t shard_mask_;
   const std::unique_ptr<Shard[]> shards_;
 
-  poolscope::detail::Mutex listener_mu_;
-  std::shared_ptr<const Listener> listener_ POOLSCOPE_GUARDED_BY(listener_mu_);
+  // The listeners, shared (weakly) with their Subscriptions.
+  struct Listeners {
+    poolscope::detail::Mutex mu;
+    std::uint64_t next_id POOLSCOPE_GUARDED_BY(mu) = 1;
+    std::vector<std::pair<std::uint64_t, std::shared_ptr<const Listener>>> list
+        POOLSCOPE_GUARDED_BY(mu);
+  };
+  const std::shared_ptr<Listeners> listeners_ = std::make_shared<Listeners>();
 
   poolscope::detail::Mutex refresh_mu_;
   poolscope::detail::Lifeline lifeline_;

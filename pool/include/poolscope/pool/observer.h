@@ -58,6 +58,7 @@ struct CheckoutEvent {
   std::chrono::nanoseconds wait;     // queued for a connection; zero when one was ready
   std::chrono::nanoseconds acquire;  // the whole acquire() as the caller saw it: wait,
                                      // validation and any connect made for it
+  std::int64_t time_ns;  // the pool's monotonic clock at checkout: only differences mean anything
 };
 
 // A nested acquire() served by the connection the thread already holds.
@@ -76,6 +77,8 @@ struct CheckinEvent {
   source_location site;  // of the checkout
   std::uint64_t thread;  // of the checkout
   std::chrono::nanoseconds held;
+  std::int64_t time_ns;  // the pool's monotonic clock at checkin (as CheckoutEvent::time_ns)
+  std::uint64_t reuses;  // nested acquires this checkout served
 };
 
 struct CloseEvent {

@@ -169,19 +169,37 @@ std::size_t TtlCache<K, V, Hash, Eq>::purge_expired() {
 }
 
 template <class K, class V, class Hash, class Eq>
-void TtlCache<K, V, Hash, Eq>::set_invalidation_listener(Listener listener) {
-  poolscope::detail::MutexLock lock(listener_mu_);
-  listener_ = listener ? std::make_shared<const Listener>(std::move(listener)) : nullptr;
+Subscription TtlCache<K, V, Hash, Eq>::add_invalidation_listener(Listener listener) {
+  if (!listener) throw std::invalid_argument("TtlCache::add_invalidation_listener: empty listener");
+  std::uint64_t id = 0;
+  {
+    poolscope::detail::MutexLock lock(listeners_->mu);
+    id = listeners_->next_id++;
+    listeners_->list.emplace_back(id, std::make_shared<const Listener>(std::move(listener)));
+  }
+  return Subscription([weak = std::weak_ptr<Listeners>(listeners_), id] {
+    if (const std::shared_ptr<Listeners> set = weak.lock()) {
+      poolscope::detail::MutexLock lock(set->mu);
+      std::erase_if(set->list, [id](const auto& entry) { return entry.first == id; });
+    }
+  });
 }
 
 template <class K, class V, class Hash, class Eq>
 void TtlCache<K, V, Hash, Eq>::notify(const Invalidation<K>& invalidation) {
-  std::shared_ptr<const Listener> listener;
+  std::vector<std::shared_ptr<const Listener>> listeners;
   {
-    poolscope::detail::MutexLock lock(listener_mu_);
-    listener = listener_;
+    poolscope::detail::MutexLock lock(listeners_->mu);
+    if (listeners_->list.empty()) return;
+    for (const auto& entry : listeners_->list) listeners.push_back(entry.second);
   }
-  if (listener != nullptr) (*listener)(invalidation);
+  for (const std::shared_ptr<const Listener>& listener : listeners) {
+    try {
+      (*listener)(invalidation);
+    } catch (...) {
+      // A listener must not throw; one that does loses this call, nothing else.
+    }
+  }
 }
 
 template <class K, class V, class Hash, class Eq>
