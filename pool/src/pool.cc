@@ -9,7 +9,7 @@
 namespace poolscope {
 namespace {
 
-std::atomic<std::uint64_t> g_next_pool_number{1};
+std::atomic<std::uint64_t> g_unnamed_pools{0};  // for "pool-<n>" names
 
 }  // namespace
 
@@ -18,7 +18,7 @@ std::uint64_t checkouts_on_this_thread() noexcept { return detail::thread_checko
 Pool::Pool(PoolConfig config) {
   if (config.name.empty()) {
     config.name =
-        "pool-" + std::to_string(g_next_pool_number.fetch_add(1, std::memory_order_relaxed));
+        "pool-" + std::to_string(g_unnamed_pools.fetch_add(1, std::memory_order_relaxed) + 1);
   }
   config.validate();
   ConnectionUrl url = ConnectionUrl::parse(config.url);
@@ -91,24 +91,25 @@ std::optional<std::vector<LeaseInfo>> PoolView::active_leases() const {
 
 bool PoolView::expired() const { return watch_.expired(); }
 
+// Moves keep sharing: which thread shares a checkout is decided by the
+// thread that uses the lease (Lease::session()), not by the move.
 Lease::Lease(Lease&& other) noexcept
     : core_(std::exchange(other.core_, nullptr)),
       slot_(std::exchange(other.slot_, nullptr)),
+      share_(std::exchange(other.share_, nullptr)),
       session_(std::exchange(other.session_, nullptr)),
       site_(other.site_),
-      reused_(other.reused_) {
-  if (slot_ != nullptr) core_->unshare(slot_);
-}
+      reused_(other.reused_) {}
 
 Lease& Lease::operator=(Lease&& other) noexcept {
   if (this != &other) {
     release();
     core_ = std::exchange(other.core_, nullptr);
     slot_ = std::exchange(other.slot_, nullptr);
+    share_ = std::exchange(other.share_, nullptr);
     session_ = std::exchange(other.session_, nullptr);
     site_ = other.site_;
     reused_ = other.reused_;
-    if (slot_ != nullptr) core_->unshare(slot_);
   }
   return *this;
 }
@@ -116,9 +117,12 @@ Lease& Lease::operator=(Lease&& other) noexcept {
 void Lease::release_slow() noexcept {
   detail::PoolCore* core = std::exchange(core_, nullptr);
   detail::Slot* slot = std::exchange(slot_, nullptr);
+  share_ = nullptr;
   session_ = nullptr;
   core->release_ref(slot);
 }
+
+void Lease::used_on_another_thread() const noexcept { core_->claim_for_this_thread(slot_); }
 
 void Lease::invalidate() noexcept {
   if (slot_ != nullptr) slot_->invalidated.store(true, std::memory_order_relaxed);

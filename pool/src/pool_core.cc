@@ -1,22 +1,26 @@
-// PoolCore: checkout, return, and opening and closing connections. The
-// invariants are in pool_core.h and slot.h.
+// PoolCore: the checkout fast path, same-thread sharing, and the return of a
+// connection. The invariants are in pool_core.h and slot.h.
 
 #include "pool_core.h"
 
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdint>
-#include <random>
+#include <thread>
 #include <utility>
 
 #include "clock.h"
 #include "poolscope/pool/errors.h"
 
 namespace poolscope::detail {
+
+constinit thread_local std::uint64_t t_thread_token = 0;
+
 namespace {
 
 using std::chrono::nanoseconds;
+constexpr unsigned kRefBits = LeaseShare::kShareRefBits;
+constexpr std::uint64_t kRefMask = LeaseShare::kShareRefMask;
 
 // Per-thread state, per pool: the connection the thread's nested acquires
 // share (`held`) and the slot it used last (`hint`, tried first next time so
@@ -29,17 +33,16 @@ struct ThreadEntry {
   Slot* hint;
 };
 constexpr int kThreadEntries = 8;
-thread_local ThreadEntry t_entries[kThreadEntries];
-thread_local std::uint64_t t_token = 0;
-thread_local std::uint64_t t_os_tid = 0;
-thread_local std::uint64_t t_checkouts = 0;
+constinit thread_local ThreadEntry t_entries[kThreadEntries]{};
+constinit thread_local std::uint64_t t_os_tid = 0;
+constinit thread_local std::uint64_t t_checkouts = 0;
 
-std::atomic<std::uint64_t> g_next_token{1};
+std::atomic<std::uint64_t> g_next_thread_token{1};
 std::atomic<std::uint64_t> g_next_pool_id{1};
 
 std::uint64_t thread_token() noexcept {
-  if (t_token == 0) t_token = g_next_token.fetch_add(1, kRelaxed);
-  return t_token;
+  if (t_thread_token == 0) t_thread_token = g_next_thread_token.fetch_add(1, kRelaxed);
+  return t_thread_token;
 }
 
 std::uint64_t os_thread_id() noexcept {
@@ -67,38 +70,6 @@ ThreadEntry* entry_for(std::uint64_t pool_id) noexcept {
   return spare;
 }
 
-// Adds a reference to a checkout that still has one (never revives a slot
-// whose last lease was just released).
-bool add_ref(Slot* slot) noexcept {
-  std::uint32_t refs = slot->refs.load(kRelaxed);
-  while (refs != 0) {
-    if (slot->refs.compare_exchange_weak(refs, refs + 1, std::memory_order_acquire, kRelaxed)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// PoolConfig::validate() bounds the durations passed this way.
-long long whole_seconds_up(std::chrono::milliseconds d) { return (d.count() + 999) / 1000; }
-
-// The URL's connect string plus the pool's defaults for what it leaves out.
-std::string effective_connect_string(const ConnectionUrl& url, const PoolConfig& config) {
-  std::string s = url.connect_string();
-  if (url.backend() == Backend::kPostgreSQL) {
-    if (!url.has_parameter("connect_timeout")) {
-      s += " connect_timeout=" + std::to_string(whole_seconds_up(config.connect_timeout));
-    }
-    // Shown in pg_stat_activity unless the URL names the application itself.
-    if (!url.has_parameter("fallback_application_name")) {
-      s += " fallback_application_name='poolscope:" + config.name + "'";
-    }
-  } else if (!url.has_parameter("timeout")) {
-    s += " timeout=" + std::to_string(whole_seconds_up(config.sqlite_busy_timeout));
-  }
-  return s;
-}
-
 // d in nanoseconds, saturated: milliseconds::max() (or anything past the
 // ~292 years nanoseconds hold) becomes nanoseconds::max(), "forever".
 nanoseconds saturating_ns(std::chrono::milliseconds d) noexcept {
@@ -108,100 +79,123 @@ nanoseconds saturating_ns(std::chrono::milliseconds d) noexcept {
   return d;
 }
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  return s;
+// steady_ns() + timeout, saturated at kForever.
+Deadline deadline_after(nanoseconds timeout) noexcept {
+  const std::int64_t now = steady_ns();
+  return timeout.count() >= kForever - now ? kForever : now + timeout.count();
+}
+
+// A slot just claimed from kIdle may still have its previous releaser inside
+// make_idle() (slot.h): wait for it, so that two returns never overlap.
+void wait_for_releaser(Slot* slot) noexcept {
+  while (slot->releasing.load(std::memory_order_acquire)) std::this_thread::yield();
 }
 
 }  // namespace
 
 std::uint64_t thread_checkouts() noexcept { return t_checkouts; }
 
-PoolCore::PoolCore(PoolConfig config, ConnectionUrl url)
-    : config_(std::move(config)),
-      url_(std::move(url)),
-      connect_string_(effective_connect_string(url_, config_)),
-      id_(g_next_pool_id.fetch_add(1, kRelaxed)),
-      max_(config_.pool_size + config_.max_overflow),
-      in_memory_(url_.backend() == Backend::kSqlite && url_.sqlite_in_memory()),
-      checkout_timeout_(saturating_ns(config_.checkout_timeout)),
-      lifetime_ns_(in_memory_ ? 0 : saturating_ns(config_.max_lifetime).count()),
-      idle_timeout_ns_(in_memory_ ? 0 : saturating_ns(config_.idle_timeout).count()),
-      validation_interval_ns_(saturating_ns(config_.validation_interval).count()),
-      slots_(new Slot[max_]),
-      observers_(std::make_shared<ObserverRegistry>()) {
-  for (std::size_t i = 0; i < max_; ++i) slots_[i].index = static_cast<std::uint32_t>(i);
-}
+std::uint64_t current_os_thread_id() noexcept { return os_thread_id(); }
 
-void PoolCore::start() {
-  for (std::size_t i = 0; i < config_.min_idle; ++i) {
-    if (!open_idle()) break;
-  }
-  housekeeper_ = std::jthread([this](std::stop_token stop) { housekeeper_loop(stop); });
-}
+std::uint64_t next_pool_id() noexcept { return g_next_pool_id.fetch_add(1, kRelaxed); }
 
-std::optional<Lease> PoolCore::try_acquire(const poolscope::source_location& site,
+std::optional<Lease> PoolCore::try_acquire(const source_location& site,
                                            std::chrono::milliseconds timeout) {
   bool reused = false;
   Slot* slot =
       checkout(site, saturating_ns(timeout), /*share=*/true, /*throw_on_timeout=*/false, &reused);
   if (slot == nullptr) return std::nullopt;
-  // Built in place: moving the lease into the optional would end its sharing.
-  return std::optional<Lease>(std::in_place, LeaseKey(), this, slot, slot->conn.session(), site,
-                              reused);
+  return Lease(LeaseKey(), this, slot, slot, &slot->conn->session(), site, reused);
 }
 
-Slot* PoolCore::checkout(const poolscope::source_location& site, nanoseconds timeout, bool share,
-                         bool throw_on_timeout, bool* reused) {
-  ThreadEntry* entry = entry_for(id_);
-  const std::uint64_t token = thread_token();
-
-  if (share && entry != nullptr && entry->held != nullptr) {
-    Slot* slot = entry->held;
-    if (slot->owner_token.load(kRelaxed) == token && add_ref(slot)) {
-      // Re-check after taking the reference: the checkout may have gone
-      // back (released on another thread) and out again.
-      if (slot->owner_token.load(std::memory_order_acquire) == token) {
-        slot->reuses.store(slot->reuses.load(kRelaxed) + 1, kRelaxed);
-        notify(&ObserverRegistry::List::reuse, &PoolObserver::on_reuse, [&] {
-          return ReuseEvent{config_.name, slot->connection_id.load(kRelaxed), slot->index, site};
-        });
-        *reused = true;
-        return slot;
-      }
-      release_ref(slot);
+Slot* PoolCore::try_share(const source_location& site, std::uint64_t token) noexcept {
+  ThreadEntry* entry = find_entry(id_);
+  if (entry == nullptr || entry->held == nullptr) return nullptr;
+  Slot* slot = entry->held;
+  std::uint64_t word = slot->share.load(kRelaxed);
+  for (;;) {
+    // Only a live checkout shared with this thread (a token no other thread
+    // has) may take one more lease; the CAS keeps the token from moving away
+    // in between.
+    const std::uint64_t refs = word & kRefMask;
+    if ((word >> kRefBits) != token || refs == 0 || refs == kRefMask) {
+      entry->held = nullptr;
+      return nullptr;
     }
-    entry->held = nullptr;
+    if (slot->share.compare_exchange_weak(word, word + 1, std::memory_order_acquire, kRelaxed)) {
+      break;
+    }
   }
+  slot->reuses.store(slot->reuses.load(kRelaxed) + 1, kRelaxed);
+  notify(&ObserverRegistry::List::reuse, &PoolObserver::on_reuse, [&] {
+    return ReuseEvent{config_.name, slot->connection_id.load(kRelaxed), slot->index, site};
+  });
+  return slot;
+}
 
+Slot* PoolCore::checkout(const source_location& site, nanoseconds timeout, bool share,
+                         bool throw_on_timeout, bool* reused) {
+  const std::uint64_t token = thread_token();
+  if (share) {
+    if (Slot* slot = try_share(site, token)) {
+      *reused = true;
+      return slot;
+    }
+  }
   // Read once on the fast path: the start of the acquire and the time of the
   // checkout are the same instant there.
   const std::int64_t start = now_ns();
+  Deadline deadline = 0;  // computed when first needed
+  auto deadline_now = [&] {
+    if (deadline == 0) deadline = deadline_after(timeout);
+    return deadline;
+  };
+
   Slot* slot = nullptr;
-  bool fresh = false;
   nanoseconds waited{0};
+  std::int64_t now = start;
   if (waiters_.load(kSeqCst) == 0 && !closed_.load(kRelaxed)) {
-    slot = try_claim_idle(entry != nullptr ? entry->hint : nullptr);
-  }
-  if (slot == nullptr) {
-    slot = checkout_slow(site, timeout, &fresh, &waited);
-    if (slot == nullptr) {
-      const std::size_t waiting = waiters_.load(kRelaxed) + 1;
-      timeouts_.fetch_add(1, kRelaxed);
-      notify(&ObserverRegistry::List::timeout, &PoolObserver::on_timeout, [&] {
-        return TimeoutEvent{config_.name, site, waited};
-      });
-      if (throw_on_timeout) throw PoolTimeout(timeout_message(waited, waiting), waited);
-      return nullptr;
+    const ThreadEntry* entry = find_entry(id_);
+    Slot* hint = entry != nullptr ? entry->hint : nullptr;
+    while ((slot = try_claim_idle(hint)) != nullptr) {
+      wait_for_releaser(slot);
+      if (make_ready(slot, now, deadline_now)) break;
+      recycle(slot, site);
+      hint = nullptr;
+      now = now_ns();
     }
   }
+  while (slot == nullptr) {
+    const SlowResult r = checkout_slow(site, timeout, deadline_now(), throw_on_timeout);
+    waited += r.waited;
+    if (r.slot == nullptr) return nullptr;
+    now = now_ns();
+    wait_for_releaser(r.slot);
+    if (r.fresh) {
+      report_connect(r.slot, site);
+      slot = r.slot;
+    } else if (make_ready(r.slot, now, deadline_now)) {
+      slot = r.slot;
+    } else {
+      recycle(r.slot, site);
+    }
+  }
+  if (now == start && deadline != 0) now = now_ns();  // a validation took time
+  publish_checkout(slot, site, share, token, now);
+  notify(&ObserverRegistry::List::checkout, &PoolObserver::on_checkout, [&] {
+    return CheckoutEvent{config_.name, slot->connection_id.load(kRelaxed),
+                         slot->index,  slot->checkout_seq.load(kRelaxed) / 2,
+                         site,         os_thread_id(),
+                         waited,       nanoseconds(now_ns() - start),
+                         now};
+  });
+  return slot;
+}
 
-  std::int64_t now = waited.count() == 0 && !fresh ? start : now_ns();
-  if (!fresh && make_ready(slot, site, now)) now = now_ns();
-
+void PoolCore::publish_checkout(Slot* slot, const source_location& site, bool share,
+                                std::uint64_t token, std::int64_t now) noexcept {
   slot->reuses_at_checkout = slot->reuses.load(kRelaxed);
-  slot->refs.store(1, std::memory_order_release);
-  slot->owner_token.store(share ? token : 0, kRelaxed);
+  slot->share.store(((share ? token : 0) << kRefBits) | 1, std::memory_order_release);
   // Publish the lease record (a seqlock write, see slot.h).
   const std::uint64_t seq = slot->checkout_seq.load(kRelaxed);
   slot->checkout_seq.store(seq + 1, kRelaxed);
@@ -210,27 +204,39 @@ Slot* PoolCore::checkout(const poolscope::source_location& site, nanoseconds tim
   slot->site.store(site, kRelaxed);
   slot->thread.store(os_thread_id(), kRelaxed);
   slot->checkout_seq.store(seq + 2, std::memory_order_release);
-
-  if (entry != nullptr) {
+  if (ThreadEntry* entry = entry_for(id_); entry != nullptr) {
     entry->hint = slot;
     if (share) entry->held = slot;
   }
   ++t_checkouts;
-  notify(&ObserverRegistry::List::checkout, &PoolObserver::on_checkout, [&] {
-    return CheckoutEvent{config_.name, slot->connection_id.load(kRelaxed),
-                         slot->index,  seq / 2 + 1,
-                         site,         os_thread_id(),
-                         waited,       nanoseconds(now_ns() - start),
-                         now};
-  });
-  return slot;
 }
 
-void PoolCore::unshare(Slot* slot) noexcept {
-  // Only this thread's nested acquires match the token, and the slot cannot
-  // be checked in and out again while the moved lease holds a reference.
-  if (slot->owner_token.load(kRelaxed) != 0) slot->owner_token.store(0, kRelaxed);
-  if (ThreadEntry* e = find_entry(id_); e != nullptr && e->held == slot) e->held = nullptr;
+void PoolCore::claim_for_this_thread(Slot* slot) noexcept {
+  const std::uint64_t token = thread_token();
+  // While the previous thread still holds other leases on this checkout
+  // (nested acquires taken before this thread's first use), using the session
+  // here would use it from two threads: wait for them to come back, for at
+  // most checkout_timeout (a thread that never releases them is a deadlock
+  // the lease.h comment warns of; after that, this thread goes ahead).
+  const Deadline patience = deadline_after(checkout_timeout_);
+  std::uint64_t word = slot->share.load(std::memory_order_acquire);
+  for (int round = 0; (word >> kRefBits) != token; ++round) {
+    if ((word >> kRefBits) == 0) return;  // acquire_new(): never shared
+    if ((word & kRefMask) > 1 && steady_ns() < patience) {
+      if (round < 64) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      word = slot->share.load(std::memory_order_acquire);
+      continue;
+    }
+    if (slot->share.compare_exchange_weak(word, (token << kRefBits) | (word & kRefMask),
+                                          std::memory_order_acq_rel, std::memory_order_acquire)) {
+      break;
+    }
+  }
+  if (ThreadEntry* entry = entry_for(id_); entry != nullptr) entry->held = slot;
 }
 
 Slot* PoolCore::try_claim_idle(Slot* hint) noexcept {
@@ -252,82 +258,53 @@ Slot* PoolCore::try_claim_idle(Slot* hint) noexcept {
   return nullptr;
 }
 
-bool PoolCore::make_ready(Slot* slot, const source_location& site, std::int64_t now) {
+template <class DeadlineFn>
+bool PoolCore::make_ready(Slot* slot, std::int64_t now, DeadlineFn&& deadline) {
   std::optional<CloseReason> reason;
-  bool validated = false;
   if (now >= slot->expires_ns.load(kRelaxed)) {
     reason = CloseReason::kMaxLifetime;
-  } else if (config_.validate_on_checkout &&
-             now - slot->last_used_ns.load(kRelaxed) > validation_interval_ns_) {
-    validated = true;
-    if (!slot->conn.ping(config_.validation_query)) reason = CloseReason::kValidationFailed;
+  } else if (config_.validate_on_checkout) {
+    const std::int64_t last_used = slot->last_used_ns.load(kRelaxed);
+    if ((now - last_used > validation_interval_ns_ ||
+         last_used <= suspect_before_ns_.load(kRelaxed)) &&
+        !slot->conn->validate(config_.validation_query, deadline())) {
+      reason = CloseReason::kValidationFailed;
+      suspect_idle_connections(now);
+    }
   }
-  if (!reason) return validated;
-  // Replace the connection in place: the slot stays ours, the capacity too.
+  if (!reason) return true;
   close_connection(slot, *reason);
-  open_into(slot, site);
-  return true;
+  return false;
 }
 
-void PoolCore::open_into(Slot* slot, const source_location& site) {
-  const std::int64_t start = now_ns();
-  try {
-    slot->conn = Connection::open(url_, connect_string_);
-  } catch (const std::exception& e) {
-    const std::string reason = trim(url_.scrub(e.what()));
-    const nanoseconds took(now_ns() - start);
-    connect_failures_.fetch_add(1, kRelaxed);
-    notify(&ObserverRegistry::List::connect_failed, &PoolObserver::on_connect_failed, [&] {
-      return ConnectFailedEvent{config_.name, reason, took, site, 1};
-    });
-    // Built first: giving the slot back may delete this (the last lease of a
-    // closed pool was the one being replaced).
-    ConnectError error("pool '" + config_.name + "' cannot connect to " + url_.redacted() + ": " +
-                       reason);
-    give_back_empty(slot);
-    throw error;
-  }
-  const std::int64_t done = now_ns();
-  slot->created_ns = done;
-  std::int64_t expires = INT64_MAX;
-  if (lifetime_ns_ > 0 && lifetime_ns_ < INT64_MAX - done) {
-    // Up to 2.5% earlier, as HikariCP does, so connections opened together
-    // do not all expire together.
-    thread_local std::minstd_rand jitter_rng(static_cast<unsigned>(os_thread_id()));
-    const std::int64_t jitter = static_cast<std::int64_t>(static_cast<double>(lifetime_ns_) *
-                                                          0.025 * (jitter_rng() % 1000) / 1000.0);
-    expires = done + lifetime_ns_ - jitter;
-  }
-  slot->expires_ns.store(expires, kRelaxed);
-  slot->last_used_ns.store(done, kRelaxed);
-  slot->invalidated.store(false, kRelaxed);
-  const std::uint64_t id = next_connection_id_.fetch_add(1, kRelaxed);
-  slot->connection_id.store(id, kRelaxed);
-  opened_.fetch_add(1, kRelaxed);
-  notify(&ObserverRegistry::List::connect, &PoolObserver::on_connect, [&] {
-    return ConnectEvent{config_.name, id, nanoseconds(done - start), site};
-  });
-}
-
-bool PoolCore::open_idle() {
-  Slot* slot = nullptr;
+void PoolCore::recycle(Slot* slot, const source_location& site) {
   {
     MutexLock lock(mu_);
-    slot = reserve_empty_locked();
+    if (!closed_.load(kRelaxed)) {
+      slot->state.store(SlotState::kOpening, kRelaxed);
+      start_connect_locked(slot, nullptr, site);
+      return;
+    }
   }
-  if (slot == nullptr) return false;
-  open_into(slot, source_location());
-  make_idle(slot);
-  return true;
+  // Built first: giving the slot back may delete this.
+  PoolClosed error("pool '" + config_.name + "' was closed while a connection was validated");
+  give_back_empty(slot);
+  throw error;
+}
+
+void PoolCore::suspect_idle_connections(std::int64_t now) noexcept {
+  std::int64_t seen = suspect_before_ns_.load(kRelaxed);
+  while (seen < now && !suspect_before_ns_.compare_exchange_weak(seen, now, kRelaxed)) {
+  }
 }
 
 void PoolCore::release_ref(Slot* slot) noexcept {
-  if (slot->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) checkin(slot);
+  if (((slot->share.fetch_sub(1, std::memory_order_acq_rel)) & kRefMask) == 1) checkin(slot);
 }
 
 void PoolCore::checkin(Slot* slot) noexcept {
   const std::int64_t now = now_ns();
-  slot->owner_token.store(0, kRelaxed);
+  slot->share.store(0, kRelaxed);
   if (ThreadEntry* e = find_entry(id_); e != nullptr && e->held == slot) e->held = nullptr;
 
   const std::int64_t checked_out = slot->checkout_ns.load(kRelaxed);
@@ -350,6 +327,7 @@ void PoolCore::checkin(Slot* slot) noexcept {
   } else {
     reason = reset(slot);
   }
+  if (reason == CloseReason::kBroken) suspect_idle_connections(now);
   if (!reason && now >= slot->expires_ns.load(kRelaxed)) reason = CloseReason::kMaxLifetime;
   if (!reason && should_shrink()) reason = CloseReason::kOverflow;
   if (reason) {
@@ -361,7 +339,7 @@ void PoolCore::checkin(Slot* slot) noexcept {
 }
 
 std::optional<CloseReason> PoolCore::reset(Slot* slot) noexcept {
-  Connection& conn = slot->conn;
+  Connection& conn = *slot->conn;
   if (conn.broken()) return CloseReason::kBroken;
   if (config_.reset_on_return == ResetOnReturn::kRollback && conn.in_transaction()) {
     rollbacks_.fetch_add(1, kRelaxed);
@@ -390,8 +368,15 @@ bool PoolCore::should_shrink() const noexcept {
 }
 
 void PoolCore::make_idle(Slot* slot) noexcept {
+  // From before the slot is idle until this thread stops touching the pool:
+  // shutdown() and the slot's next claimer wait for it (slot.h).
+  slot->releasing.store(true, kRelaxed);
   slot->state.store(SlotState::kIdle, kSeqCst);
-  if (waiters_.load(kSeqCst) != 0 || closed_.load(kSeqCst)) after_idle_slow(slot);
+  if (waiters_.load(kSeqCst) == 0 && !closed_.load(kSeqCst)) {
+    slot->releasing.store(false, std::memory_order_release);
+    return;
+  }
+  after_idle_slow(slot);
 }
 
 void PoolCore::after_idle_slow(Slot* slot) noexcept {
@@ -399,12 +384,17 @@ void PoolCore::after_idle_slow(Slot* slot) noexcept {
     MutexLock lock(mu_);
     if (!closed_.load(kRelaxed)) {
       dispatch_locked();
+      slot->releasing.store(false, std::memory_order_release);
       return;
     }
     // The pool has closed: close the connection rather than leave it idle,
     // unless shutdown() (which counts the slot) took it first.
     SlotState expected = SlotState::kIdle;
-    if (!slot->state.compare_exchange_strong(expected, SlotState::kClosing, kSeqCst)) return;
+    const bool ours = slot->state.compare_exchange_strong(expected, SlotState::kClosing, kSeqCst);
+    // Cleared before anything that may free the pool. If the slot is ours,
+    // it keeps the pool alive until discard() empties it.
+    slot->releasing.store(false, std::memory_order_release);
+    if (!ours) return;
   }
   discard(slot, CloseReason::kShutdown);
 }
@@ -412,7 +402,7 @@ void PoolCore::after_idle_slow(Slot* slot) noexcept {
 void PoolCore::close_connection(Slot* slot, CloseReason reason) noexcept {
   const nanoseconds age(now_ns() - slot->created_ns);
   const std::uint64_t id = slot->connection_id.load(kRelaxed);
-  slot->conn.close();
+  slot->conn.reset();  // a Connection never throws from its destructor
   closed_by_[static_cast<std::size_t>(reason)].fetch_add(1, kRelaxed);
   notify(&ObserverRegistry::List::close, &PoolObserver::on_close, [&] {
     return CloseEvent{config_.name, id, reason, age};

@@ -3,19 +3,26 @@
 // Checkout is lock-free while connections are available: a thread first tries
 // the slot it used last (its hint), then scans for any idle slot, claiming it
 // by CAS. The mutex guards only the slow path: the FIFO queue of waiters,
-// growing into empty slots, closing, and shutdown. To keep waiters first come
-// first served, arrivals skip the lock-free path while anyone is queued, and
-// a release that sees a waiter hands its connection over under the mutex.
-// Releasers store kIdle, then read waiters_; waiters publish waiters_, then
-// scan for kIdle (both seq_cst), so at least one side sees the other and no
-// waiter sleeps next to an idle connection.
+// reserving empty slots for connectors, closing, and shutdown. Releasers
+// store kIdle, then read waiters_; waiters publish waiters_, then scan for
+// kIdle (both seq_cst), so at least one side sees the other and no waiter
+// sleeps next to an idle connection.
+//
+// Connections are opened on connector threads of the pool's own, never on
+// the caller's: a caller waits for a connection, returned or new, only until
+// its deadline, however long the server takes to answer a connect (HikariCP's
+// adder thread). A connector that fails retries with back-off while anyone
+// waits, so a restart costs callers latency, not errors; a permanent failure
+// (wrong password, no such database) fails the waiter it was opening for at
+// once.
 //
 // Lifetime: the Pool handle calls shutdown(), which deletes the core at once
-// when no lease is out, or leaves it orphaned for the last returning lease to
-// delete. Any call that can give a slot back (give_back_empty(), discard(),
-// after_idle_slow()) may therefore delete the core: callers touch no member
-// afterwards. Threads counted in slow_threads_ are the exception: shutdown()
-// waits for them, so the core cannot be orphaned under them.
+// when nothing is out, or leaves it orphaned for the last slot to come back
+// (a lease, a connector) to delete. Any call that can give a slot back
+// (give_back_empty(), discard()) may therefore delete the core: callers
+// touch no member afterwards. shutdown() waits for the threads in the slow
+// path (slow_threads_) and for returns in progress (Slot::releasing), so
+// neither can be orphaned mid-way.
 //
 // Observers are called outside mu_, as observer.h promises.
 //
@@ -27,19 +34,16 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <stop_token>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "observer_registry.h"
 #include "poolscope/base/lifeline.h"
 #include "poolscope/base/mutex.h"
+#include "poolscope/base/periodic_worker.h"
 #include "poolscope/base/source_location.h"
 #include "poolscope/pool/lease.h"
 #include "poolscope/pool/observer.h"
@@ -56,6 +60,15 @@ inline constexpr auto kSeqCst = std::memory_order_seq_cst;
 // See poolscope::checkouts_on_this_thread().
 std::uint64_t thread_checkouts() noexcept;
 
+// A point on the steady_ns() clock by which a call must return;
+// kForever for none.
+using Deadline = std::int64_t;
+inline constexpr Deadline kForever = INT64_MAX;
+
+// Connects under way at once, per pool: enough to fill a cold pool quickly,
+// few enough that a black-holed server ties up only a handful of threads.
+inline constexpr std::size_t kMaxConnectors = 4;
+
 class PoolCore {
  public:
   // config is validated and its url already parsed into url.
@@ -63,7 +76,8 @@ class PoolCore {
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  // Opens min_idle connections and starts the housekeeper. Throws ConnectError.
+  // Opens min_idle connections (on this thread) and starts the housekeeper.
+  // Throws ConnectError.
   void start();
 
   // Checks out a connection, waiting up to checkout_timeout, and shares the
@@ -77,9 +91,9 @@ class PoolCore {
   // Drops one lease's reference; the last one returns the connection.
   void release_ref(Slot* slot) noexcept;
 
-  // Stops nested acquires on this thread from sharing the slot's checkout:
-  // a lease on it was moved, perhaps to another thread.
-  void unshare(Slot* slot) noexcept;
+  // A lease on slot is being used by this thread, which is not the one its
+  // nested acquires are shared with: share them with this thread from now on.
+  void claim_for_this_thread(Slot* slot) noexcept;
 
   PoolStats stats() const;
   std::vector<LeaseInfo> active_leases() const;
@@ -92,7 +106,7 @@ class PoolCore {
   // lifeline (waiting for them) before anything else.
   Lifeline::Watch watch() const { return lifeline_.watch(); }
 
-  // Closes the pool; deletes this now or when the last lease comes back.
+  // Closes the pool; deletes this now or when the last slot comes back.
   // REQUIRES: called once, by the owning Pool.
   void shutdown() noexcept;
 
@@ -100,62 +114,119 @@ class PoolCore {
   const ConnectionUrl& url() const noexcept { return url_; }
 
  private:
+  struct Waiter;
+  // A connector's work: open a connection into slot (kOpening), for site.
+  struct ConnectJob {
+    Slot* slot;
+    Waiter* requester;  // guarded by mu_; null once it stopped waiting, or for min_idle
+    source_location site;
+  };
+
   // A thread queued in checkout_slow(), on its own condition variable.
   struct Waiter {
     CondVar cv;
-    Slot* slot = nullptr;       // handed over by dispatch_locked()
-    bool open = false;          // slot is reserved empty: open a connection into it
+    source_location site;       // of the acquire
+    Slot* slot = nullptr;       // handed over, kInUse, by dispatch_locked() or a connector
+    bool fresh = false;         // slot holds a connection just opened for it
+    bool queued = false;        // in the wait list
+    std::string error;          // a connector's permanent failure, for this waiter
+    ConnectJob* job = nullptr;  // the connect started for this waiter, if any
     std::int64_t since_ns = 0;  // steady_ns() when it queued
+    std::uint64_t failures_at_start = 0;  // connect_failures_ when it queued
     Waiter* prev = nullptr;
     Waiter* next = nullptr;
   };
+
+  // What checkout_slow() hands back.
+  struct SlowResult {
+    Slot* slot = nullptr;  // null: timed out
+    bool fresh = false;
+    std::chrono::nanoseconds waited{0};
+  };
+
   ~PoolCore();
 
-  // Checkout steps. checkout() returns the slot, or null on a timeout when
-  // throw_on_timeout is false; *reused says it is the thread's shared one.
+  // Checkout (pool_core.cc). checkout() returns the slot, or null on a
+  // timeout when throw_on_timeout is false; *reused says it is the thread's
+  // shared one.
   Slot* checkout(const source_location& site, std::chrono::nanoseconds timeout, bool share,
                  bool throw_on_timeout, bool* reused);
+  Slot* try_share(const source_location& site, std::uint64_t token) noexcept;
   Slot* try_claim_idle(Slot* hint) noexcept;
-  Slot* claim_idle_locked() POOLSCOPE_REQUIRES(mu_);
-  Slot* reserve_empty_locked() POOLSCOPE_REQUIRES(mu_);
-  Slot* checkout_slow(const source_location& site, std::chrono::nanoseconds timeout, bool* fresh,
-                      std::chrono::nanoseconds* waited) POOLSCOPE_EXCLUDES(mu_);
-  void leave_slow_path_locked() POOLSCOPE_REQUIRES(mu_);
-  // Replaces an expired or dead connection; true when it took time (a
-  // validation or a reconnect), so the caller reads the clock again.
-  bool make_ready(Slot* slot, const source_location& site, std::int64_t now);
-  // Opens a connection into an owned slot. On failure gives the slot back
-  // (which may delete this) and throws ConnectError.
-  void open_into(Slot* slot, const source_location& site);
-  // Opens one more connection and leaves it idle (for min_idle). Returns
-  // false when every slot is taken; throws ConnectError.
-  bool open_idle();
-  void dispatch_locked() POOLSCOPE_REQUIRES(mu_);
+  // Makes a claimed idle slot fit to hand out: false when its connection was
+  // expired or dead and has been closed (the slot stays ours, empty of a
+  // connection, for recycle()).
+  // deadline() gives the caller's deadline, for a validation's wait.
+  template <class DeadlineFn>
+  bool make_ready(Slot* slot, std::int64_t now, DeadlineFn&& deadline);
+  void publish_checkout(Slot* slot, const source_location& site, bool share, std::uint64_t token,
+                        std::int64_t now) noexcept;
 
-  // Return steps.
+  // Return (pool_core.cc).
   void checkin(Slot* slot) noexcept;
   std::optional<CloseReason> reset(Slot* slot) noexcept;
   bool should_shrink() const noexcept;
   // Publishes an owned slot as idle; then serves a waiter with it, or closes
-  // it if the pool has closed (which may delete this).
+  // it if the pool has closed.
   void make_idle(Slot* slot) noexcept;
   void after_idle_slow(Slot* slot) noexcept POOLSCOPE_EXCLUDES(mu_);
+  // Marks idle connections last used at or before now as suspect: after a
+  // disconnect, they are validated before they are handed out.
+  void suspect_idle_connections(std::int64_t now) noexcept;
+
+  // The slow path (pool_slow_path.cc).
+  // Throws PoolClosed, ConnectError, and PoolTimeout when throw_on_timeout.
+  SlowResult checkout_slow(const source_location& site, std::chrono::nanoseconds timeout,
+                           Deadline deadline, bool throw_on_timeout) POOLSCOPE_EXCLUDES(mu_);
+  Slot* claim_idle_locked() POOLSCOPE_REQUIRES(mu_);
+  Slot* reserve_empty_locked() POOLSCOPE_REQUIRES(mu_);
+  // Hands idle connections, then free capacity, to the waiters in order.
+  void dispatch_locked() POOLSCOPE_REQUIRES(mu_);
+  void wait_list_push_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
+  void wait_list_remove_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
+  void hand_over_locked(Waiter* w, Slot* slot, bool fresh) POOLSCOPE_REQUIRES(mu_);
+  // A wait that ended without a connection, while the thread is still
+  // counted in slow_threads_: tells the observers, then throws ConnectError
+  // when connects failed meanwhile, else PoolTimeout when asked to.
+  void report_timeout(const source_location& site, const Waiter& w, std::chrono::nanoseconds waited,
+                      bool throw_on_timeout) POOLSCOPE_EXCLUDES(mu_);
+
+  // Connectors (pool_connect.cc).
+  // Reserves slot for a connector that opens a connection for requester
+  // (null: for min_idle) and starts it.
+  void start_connect_locked(Slot* slot, Waiter* requester, const source_location& site)
+      POOLSCOPE_REQUIRES(mu_);
+  void run_connector(ConnectJob* job) noexcept;
+  // Opens a connection into an owned slot: true on success; on failure
+  // *error holds the scrubbed reason.
+  bool open_into(Slot* slot, const source_location& site, std::uint32_t attempt,
+                 std::string* error) noexcept;
+  // A new connection, under mu_: to the first waiter (true), else false and
+  // the connector reports it and makes it idle (report_connect_idle()).
+  bool deliver_locked(ConnectJob* job) POOLSCOPE_REQUIRES(mu_);
+  // Sends the on_connect of a connection a connector opened, once.
+  void report_connect(Slot* slot, const source_location& site) noexcept;
+  void report_connect_idle(Slot* slot, const source_location& site) noexcept
+      POOLSCOPE_EXCLUDES(mu_);
+  // After make_ready() closed a claimed slot's connection: a connector
+  // refills it for the waiters, or, if the pool has closed, it goes back and
+  // PoolClosed is thrown.
+  void recycle(Slot* slot, const source_location& site) POOLSCOPE_EXCLUDES(mu_);
+  // Routes the connection's notices to the observers.
+  NoticeSink notice_sink(Slot* slot) const;
 
   // Closing. close_connection() needs ownership of the slot, not the mutex.
   void close_connection(Slot* slot, CloseReason reason) noexcept POOLSCOPE_EXCLUDES(mu_);
   // Marks an owned slot empty and frees its capacity; returns true when the
-  // core must now be deleted (orphaned and this was the last lease).
+  // core must now be deleted (orphaned and this was the last slot out).
   bool make_empty_locked(Slot* slot) POOLSCOPE_REQUIRES(mu_);
   void give_back_empty(Slot* slot) noexcept POOLSCOPE_EXCLUDES(mu_);
   // close_connection() then give_back_empty(): may delete this.
   void discard(Slot* slot, CloseReason reason) noexcept POOLSCOPE_EXCLUDES(mu_);
 
+  // Off the checkout path (pool_maintenance.cc).
   void housekeep(std::stop_token stop) noexcept;
-  void housekeeper_loop(std::stop_token stop) noexcept;
-
   std::string timeout_message(std::chrono::nanoseconds waited, std::size_t waiting) const;
-  void wait_list_push_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
-  void wait_list_remove_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
 
   // Calls (observer->*callback)(event) for each observer in the list
   // `member` of the current observer list. The event is built once, by
@@ -167,6 +238,7 @@ class PoolCore {
   // Constant after construction.
   const PoolConfig config_;
   const ConnectionUrl url_;
+  const Driver& driver_;
   const std::string connect_string_;
   const std::uint64_t id_;  // unique per process, never reused
   const std::size_t max_;   // pool_size + max_overflow
@@ -184,6 +256,9 @@ class PoolCore {
   std::atomic<bool> closed_{false};
   std::atomic<std::size_t> open_count_{0};      // slots not kEmpty; written under mu_
   std::atomic<std::int64_t> head_since_ns_{0};  // the first waiter's since_ns; written under mu_
+  // Connections last used at or before this (pool clock) are validated on
+  // checkout whatever validation_interval says: a disconnect was seen.
+  std::atomic<std::int64_t> suspect_before_ns_{0};
 
   // Counters touched off the hot path.
   alignas(64) std::atomic<std::uint64_t> waits_{0};
@@ -199,19 +274,22 @@ class PoolCore {
   mutable Mutex mu_;
   Waiter* head_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;
   Waiter* tail_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;
-  // Threads queued in checkout_slow(), or past it with a slot still to open
-  // or to give back: shutdown() waits for them.
+  // Threads inside checkout_slow(): shutdown() waits for them.
   int slow_threads_ POOLSCOPE_GUARDED_BY(mu_) = 0;
   CondVar quiescent_;  // slow_threads_ reached 0 after close
+  // Connector threads running, and when the oldest one started (steady_ns).
+  std::size_t connecting_ POOLSCOPE_GUARDED_BY(mu_) = 0;
+  std::int64_t connecting_since_ns_ POOLSCOPE_GUARDED_BY(mu_) = 0;
+  CondVar connector_wake_;  // ends a connector's back-off early (shutdown)
+  // The last connect failure's reason (scrubbed), for ConnectError texts.
+  std::string last_connect_error_ POOLSCOPE_GUARDED_BY(mu_);
   bool orphaned_ POOLSCOPE_GUARDED_BY(mu_) = false;
-  // Once orphaned: slots not yet empty (leases out, closes under way), plus
-  // one while shutdown() runs. The core is deleted when it reaches 0.
+  // Once orphaned: slots not yet empty (leases out, connects and closes under
+  // way), plus one while shutdown() runs. The core is deleted at 0.
   std::size_t outstanding_ POOLSCOPE_GUARDED_BY(mu_) = 0;
 
-  // The housekeeper's sleep; last member so it stops before the rest goes.
-  std::mutex housekeeper_mu_;
-  std::condition_variable_any housekeeper_cv_;
-  std::jthread housekeeper_;
+  // Last member: it stops before the rest goes.
+  std::optional<PeriodicWorker> housekeeper_;
 };
 
 // Inline: Pool::acquire() is the hot path, and one call layer fewer saves
@@ -219,7 +297,7 @@ class PoolCore {
 inline Lease PoolCore::acquire(const source_location& site, bool share) {
   bool reused = false;
   Slot* slot = checkout(site, checkout_timeout_, share, /*throw_on_timeout=*/true, &reused);
-  return Lease(LeaseKey(), this, slot, slot->conn.session(), site, reused);
+  return Lease(LeaseKey(), this, slot, slot, &slot->conn->session(), site, reused);
 }
 
 template <class Event, class MakeEvent>
@@ -228,13 +306,17 @@ void PoolCore::notify(std::vector<PoolObserver*> ObserverRegistry::List::*member
                       MakeEvent&& make_event) const noexcept {
   const std::vector<PoolObserver*>& observers = observers_->current().*member;
   if (observers.empty()) return;
-  const Event event = make_event();
-  for (PoolObserver* observer : observers) {
-    try {
-      (observer->*callback)(event);
-    } catch (...) {
-      // Observers must not throw; one that does loses its event, nothing else.
+  try {
+    const Event event = make_event();
+    for (PoolObserver* observer : observers) {
+      try {
+        (observer->*callback)(event);
+      } catch (...) {
+        // Observers must not throw; one that does loses its event, nothing else.
+      }
     }
+  } catch (...) {
+    // Building the event failed (out of memory): the event is lost.
   }
 }
 

@@ -1,26 +1,112 @@
-// PoolCore's work off the checkout path: the housekeeper (expired and idle
-// connections, min_idle), statistics and lease snapshots, the timeout
-// message, observer registration, and shutdown.
+// PoolCore's work off the checkout path: construction and start, the
+// housekeeper (expired and idle connections, min_idle), statistics and lease
+// snapshots, the timeout message, and shutdown.
 
 #include <algorithm>
 #include <iomanip>
 #include <map>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "clock.h"
 #include "pool_core.h"
 #include "poolscope/base/site.h"
+#include "poolscope/pool/errors.h"
 
 namespace poolscope::detail {
 
 using std::chrono::nanoseconds;
 
+std::uint64_t next_pool_id() noexcept;
+
+namespace {
+
+// PoolConfig::validate() bounds the durations passed this way.
+long long whole_seconds_up(std::chrono::milliseconds d) { return (d.count() + 999) / 1000; }
+
+// The URL's connect string plus the pool's defaults for what it leaves out.
+std::string effective_connect_string(const ConnectionUrl& url, const PoolConfig& config) {
+  std::string s = url.connect_string();
+  if (url.backend() == Backend::kPostgreSQL) {
+    if (!url.has_parameter("connect_timeout")) {
+      s += " connect_timeout=" + std::to_string(whole_seconds_up(config.connect_timeout));
+    }
+    // Shown in pg_stat_activity unless the URL names the application itself.
+    if (!url.has_parameter("fallback_application_name")) {
+      s += " fallback_application_name='poolscope:" + config.name + "'";
+    }
+  } else if (!url.has_parameter("timeout")) {
+    s += " timeout=" + std::to_string(whole_seconds_up(config.sqlite_busy_timeout));
+  }
+  return s;
+}
+
+std::int64_t saturating_count(std::chrono::milliseconds d) noexcept {
+  constexpr auto kLimit = std::chrono::duration_cast<std::chrono::milliseconds>(nanoseconds::max());
+  return d >= kLimit ? INT64_MAX : nanoseconds(d).count();
+}
+
+// How often the housekeeper runs: housekeeping_interval, or more often when
+// max_lifetime or idle_timeout are shorter.
+std::chrono::nanoseconds housekeeping_period(const PoolConfig& config, std::int64_t lifetime_ns,
+                                             std::int64_t idle_timeout_ns) {
+  nanoseconds period = nanoseconds(saturating_count(config.housekeeping_interval));
+  for (std::int64_t limit : {lifetime_ns, idle_timeout_ns}) {
+    if (limit > 0) period = std::min(period, nanoseconds(limit / 2));
+  }
+  return std::max(period, nanoseconds(std::chrono::milliseconds(10)));
+}
+
+}  // namespace
+
+PoolCore::PoolCore(PoolConfig config, ConnectionUrl url)
+    : config_(std::move(config)),
+      url_(std::move(url)),
+      driver_(driver_for(url_.backend())),
+      connect_string_(effective_connect_string(url_, config_)),
+      id_(next_pool_id()),
+      max_(config_.pool_size + config_.max_overflow),
+      in_memory_(url_.backend() == Backend::kSqlite && url_.sqlite_in_memory()),
+      checkout_timeout_(saturating_count(config_.checkout_timeout)),
+      lifetime_ns_(in_memory_ ? 0 : saturating_count(config_.max_lifetime)),
+      idle_timeout_ns_(in_memory_ ? 0 : saturating_count(config_.idle_timeout)),
+      validation_interval_ns_(saturating_count(config_.validation_interval)),
+      slots_(new Slot[max_]),
+      observers_(std::make_shared<ObserverRegistry>()) {
+  for (std::size_t i = 0; i < max_; ++i) slots_[i].index = static_cast<std::uint32_t>(i);
+}
+
 PoolCore::~PoolCore() = default;
+
+void PoolCore::start() {
+  // On this thread: a constructor that promises min_idle open connections
+  // (or a ConnectError) has to wait for them.
+  for (std::size_t i = 0; i < config_.min_idle; ++i) {
+    Slot* slot = nullptr;
+    {
+      MutexLock lock(mu_);
+      slot = reserve_empty_locked();
+    }
+    if (slot == nullptr) break;
+    std::string error;
+    if (!open_into(slot, source_location(), 1, &error)) {
+      give_back_empty(slot);
+      throw ConnectError("pool '" + config_.name + "' cannot connect to " + url_.redacted() + ": " +
+                         error);
+    }
+    MutexLock lock(mu_);
+    slot->state.store(SlotState::kIdle, kSeqCst);
+  }
+  housekeeper_.emplace(housekeeping_period(config_, lifetime_ns_, idle_timeout_ns_),
+                       [this](std::stop_token stop) { housekeep(stop); });
+}
 
 // Runs on the housekeeper thread only, which shutdown() stops and joins
 // before it closes the pool: the pool is never closed (nor the core
 // orphaned) while this runs, so giving slots back cannot delete the core.
+// It never opens a connection itself (a connector does), so stopping it
+// never waits for a server.
 void PoolCore::housekeep(std::stop_token stop) noexcept {
   const std::int64_t now = now_ns();
   std::size_t idle = 0;
@@ -49,35 +135,13 @@ void PoolCore::housekeep(std::stop_token stop) noexcept {
     --idle;
     discard(slot, *reason);
   }
-  // Keep min_idle connections open.
-  while (!stop.stop_requested() && open_count_.load(kRelaxed) < config_.min_idle) {
-    try {
-      if (!open_idle()) break;
-    } catch (...) {
-      break;  // reported to observers; retried next round
-    }
-  }
-}
-
-void PoolCore::housekeeper_loop(std::stop_token stop) noexcept {
-  auto period = config_.housekeeping_interval;
-  for (std::int64_t limit : {lifetime_ns_, idle_timeout_ns_}) {
-    if (limit > 0) {
-      period = std::min(
-          period, std::chrono::duration_cast<std::chrono::milliseconds>(nanoseconds(limit / 2)));
-    }
-  }
-  // At least daily: a longer sleep gains nothing, and milliseconds::max()
-  // would overflow the clock.
-  period = std::clamp(period, std::chrono::milliseconds(10),
-                      std::chrono::milliseconds(std::chrono::hours(24)));
-  std::unique_lock lock(housekeeper_mu_);
-  while (!stop.stop_requested()) {
-    housekeeper_cv_.wait_for(lock, stop, period, [] { return false; });
-    if (stop.stop_requested()) break;
-    lock.unlock();
-    housekeep(stop);
-    lock.lock();
+  // Keep min_idle connections open, through connectors.
+  MutexLock lock(mu_);
+  while (!stop.stop_requested() && open_count_.load(kRelaxed) < config_.min_idle &&
+         connecting_ < kMaxConnectors) {
+    Slot* slot = reserve_empty_locked();
+    if (slot == nullptr) break;
+    start_connect_locked(slot, nullptr, source_location());
   }
 }
 
@@ -152,47 +216,9 @@ std::vector<LeaseInfo> PoolCore::active_leases() const {
   return leases;
 }
 
-std::string PoolCore::timeout_message(nanoseconds waited, std::size_t waiting) const {
-  const PoolStats s = stats();
-  std::ostringstream out;
-  out << "QueuePool limit of size " << config_.pool_size << " overflow " << config_.max_overflow
-      << " reached: pool '" << config_.name << "' (" << url_.redacted()
-      << ") gave no connection within " << std::fixed << std::setprecision(3)
-      << std::chrono::duration<double>(waited).count() << " s (total=" << s.open
-      << ", active=" << s.active << ", idle=" << s.idle << ", waiting=" << waiting << ")";
-  struct Holder {
-    std::size_t leases = 0;
-    nanoseconds longest{0};
-  };
-  std::map<std::string, Holder> holders;
-  for (const LeaseInfo& lease : active_leases()) {
-    Holder& h = holders[format_site(lease.site)];
-    ++h.leases;
-    h.longest = std::max(h.longest, lease.held);
-  }
-  std::vector<std::pair<std::string, Holder>> top(holders.begin(), holders.end());
-  std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) {
-    return a.second.leases != b.second.leases ? a.second.leases > b.second.leases
-                                              : a.second.longest > b.second.longest;
-  });
-  if (!top.empty()) {
-    out << "; leases held by ";
-    for (std::size_t i = 0; i < top.size() && i < 3; ++i) {
-      out << (i == 0 ? "" : ", ") << top[i].first << " (" << top[i].second.leases
-          << (top[i].second.leases == 1 ? " lease" : " leases") << ", longest "
-          << std::setprecision(1) << std::chrono::duration<double>(top[i].second.longest).count()
-          << " s)";
-    }
-  }
-  out << ". Hold leases for shorter spans (and release leaked ones), or raise pool_size or "
-         "max_overflow";
-  return out.str();
-}
-
 void PoolCore::shutdown() noexcept {
-  lifeline_.end();  // PoolView reads finish now, later ones see a closed pool
-  housekeeper_.request_stop();
-  if (housekeeper_.joinable()) housekeeper_.join();
+  lifeline_.end();       // PoolView reads finish now; later ones see a closed pool
+  housekeeper_.reset();  // never blocked on a server: it opens no connections itself
 
   std::vector<Slot*> idle;
   idle.reserve(max_);
@@ -201,12 +227,12 @@ void PoolCore::shutdown() noexcept {
     MutexLock lock(mu_);
     closed_.store(true, kSeqCst);
     for (Waiter* w = head_; w != nullptr; w = w->next) w->cv.notify_one();
+    connector_wake_.notify_all();  // connectors in back-off give up now
     while (slow_threads_ > 0) quiescent_.wait(mu_);
 
     // Every slot not empty now is owned by someone who will empty it once
     // the core is orphaned, decrementing outstanding_: this thread for the
-    // idle ones, a lease or a release under way (kInUse, kClosing) for the
-    // others.
+    // idle ones, a lease, a connector or a close under way for the others.
     for (std::size_t i = 0; i < max_; ++i) {
       Slot* slot = &slots_[i];
       SlotState expected = SlotState::kIdle;
@@ -228,6 +254,11 @@ void PoolCore::shutdown() noexcept {
   notify(&ObserverRegistry::List::shutdown, &PoolObserver::on_shutdown, [&] {
     return ShutdownEvent{config_.name, leases};
   });
+  // A return that published kIdle before the scan may still be reading the
+  // pool (slot.h); it needs mu_ to finish, so wait outside it.
+  for (std::size_t i = 0; i < max_; ++i) {
+    while (slots_[i].releasing.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
   bool remove_core = false;
   {
     MutexLock lock(mu_);

@@ -1,22 +1,24 @@
 // PoolCore's slow path, under mu_: the FIFO wait list, handing connections
 // and free capacity to waiters (dispatch), and checkout_slow(), where a
-// thread that found nothing idle grows the pool or queues.
+// thread that found nothing idle queues until a connection is returned or
+// opened for it, or its deadline passes.
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
+#include "clock.h"
 #include "pool_core.h"
+#include "poolscope/base/duration_text.h"
 #include "poolscope/pool/errors.h"
 
 namespace poolscope::detail {
 namespace {
 
 using std::chrono::nanoseconds;
-using SteadyTime = std::chrono::steady_clock::time_point;
 
-// start + timeout, or SteadyTime::max() (wait forever) if that overflows.
-SteadyTime deadline_after(SteadyTime start, nanoseconds timeout) noexcept {
-  return timeout >= SteadyTime::max() - start ? SteadyTime::max() : start + timeout;
+std::chrono::steady_clock::time_point steady_time(Deadline deadline) {
+  return std::chrono::steady_clock::time_point(nanoseconds(deadline));
 }
 
 }  // namespace
@@ -59,107 +61,125 @@ void PoolCore::wait_list_remove_locked(Waiter* w) {
   (w->prev != nullptr ? w->prev->next : head_) = w->next;
   (w->next != nullptr ? w->next->prev : tail_) = w->prev;
   w->prev = w->next = nullptr;
+  w->queued = false;
   head_since_ns_.store(head_ != nullptr ? head_->since_ns : 0, kRelaxed);
   waiters_.fetch_sub(1, kSeqCst);
 }
 
+void PoolCore::hand_over_locked(Waiter* w, Slot* slot, bool fresh) {
+  wait_list_remove_locked(w);
+  w->slot = slot;
+  w->fresh = fresh;
+  w->cv.notify_one();
+}
+
 void PoolCore::dispatch_locked() {
   while (head_ != nullptr) {
-    bool open = false;
     Slot* slot = claim_idle_locked();
-    if (slot == nullptr) {
-      slot = reserve_empty_locked();
-      open = slot != nullptr;
-    }
-    if (slot == nullptr) return;
-    Waiter* w = head_;
-    wait_list_remove_locked(w);
-    w->slot = slot;
-    w->open = open;
-    w->cv.notify_one();
+    if (slot == nullptr) break;
+    hand_over_locked(head_, slot, /*fresh=*/false);
+  }
+  // Nothing idle is left for the others: open connections for them, in
+  // order, as far as capacity and the connector limit allow, and no more
+  // than are waited for (a connect under way serves whoever is first when it
+  // finishes, as in HikariCP), so a burst does not open a connection per
+  // thread that a return would have served a moment later.
+  const std::size_t waiting = waiters_.load(kRelaxed);
+  for (Waiter* w = head_; w != nullptr && connecting_ < std::min(waiting, kMaxConnectors);
+       w = w->next) {
+    if (w->job != nullptr) continue;
+    Slot* slot = reserve_empty_locked();
+    if (slot == nullptr) break;
+    start_connect_locked(slot, w, w->site);
   }
 }
 
-void PoolCore::leave_slow_path_locked() {
-  if (--slow_threads_ == 0 && closed_.load(kRelaxed)) quiescent_.notify_all();
-}
-
-Slot* PoolCore::checkout_slow(const poolscope::source_location& site, nanoseconds timeout,
-                              bool* fresh, nanoseconds* waited) {
-  const SteadyTime start = std::chrono::steady_clock::now();
+PoolCore::SlowResult PoolCore::checkout_slow(const source_location& site, nanoseconds timeout,
+                                             Deadline deadline, bool throw_on_timeout) {
   Waiter w;
-  w.since_ns = std::chrono::duration_cast<nanoseconds>(start.time_since_epoch()).count();
-  bool queued = false;
+  w.site = site;
+  w.since_ns = steady_ns();
+  // Counted in slow_threads_ from here to the last line that touches the
+  // pool, exceptions included: shutdown() waits for such threads.
+  struct LeaveSlowPath {
+    PoolCore* core;
+    bool counted = false;
+    ~LeaveSlowPath() {
+      if (!counted) return;
+      MutexLock lock(core->mu_);
+      if (--core->slow_threads_ == 0 && core->closed_.load(kRelaxed)) core->quiescent_.notify_all();
+    }
+  } leave{this};
+
   bool closed = false;
   {
     MutexLock lock(mu_);
     if (closed_.load(kRelaxed)) throw PoolClosed("pool '" + config_.name + "' is closed");
     if (head_ == nullptr) {
-      w.slot = claim_idle_locked();
-      if (w.slot == nullptr) {
-        w.slot = reserve_empty_locked();
-        w.open = w.slot != nullptr;
-      }
+      if (Slot* slot = claim_idle_locked()) return {slot, false, nanoseconds(0)};
     }
-    if (w.slot == nullptr && timeout > nanoseconds::zero()) {
-      queued = true;
+    w.failures_at_start = connect_failures_.load(kRelaxed);
+    if (timeout <= nanoseconds::zero()) {
+      // Never waits: a connection opened now serves the next caller.
+      if (connecting_ < kMaxConnectors) {
+        if (Slot* slot = reserve_empty_locked()) start_connect_locked(slot, nullptr, site);
+      }
+    } else {
       ++slow_threads_;
+      leave.counted = true;
+      w.queued = true;
       wait_list_push_locked(&w);
       waits_.fetch_add(1, kRelaxed);
       dispatch_locked();  // a connection may have come back before we queued
-      const SteadyTime deadline = deadline_after(start, timeout);
-      while (w.slot == nullptr && !closed_.load(kRelaxed)) {
-        if (deadline == SteadyTime::max()) {
+      while (w.slot == nullptr && w.error.empty() && !closed_.load(kRelaxed)) {
+        if (deadline == kForever) {
           w.cv.wait(mu_);
-        } else if (!w.cv.wait_until(mu_, deadline)) {
+        } else if (!w.cv.wait_until(mu_, steady_time(deadline)) && steady_ns() >= deadline) {
           break;
         }
       }
-      if (w.slot == nullptr) wait_list_remove_locked(&w);
-      // A slot handed over just before the pool closed goes back: the
-      // waiter gets PoolClosed, as pool.h promises.
+      if (w.queued) wait_list_remove_locked(&w);
+      if (w.job != nullptr) w.job->requester = nullptr;
       closed = closed_.load(kRelaxed);
-      if (closed && w.open) {
-        make_empty_locked(w.slot);  // nothing opened yet; never the last count (see below)
-        w.slot = nullptr;
-      }
-    }
-    // A thread leaving the lock with a connection to open or to close stays
-    // counted: shutdown() waits for it, so the core outlives it.
-    const bool counted = w.slot != nullptr && (w.open || closed);
-    if (queued && !counted) leave_slow_path_locked();
-    if (!queued && counted) ++slow_threads_;
-    if (w.slot == nullptr && closed) {
-      throw PoolClosed("pool '" + config_.name + "' was closed while waiting for a connection");
     }
   }
-  if (queued) {
-    *waited = std::chrono::steady_clock::now() - start;
-    wait_ns_.fetch_add(waited->count(), kRelaxed);
-  }
-  if (w.slot == nullptr || !(w.open || closed)) return w.slot;
-
-  struct LeaveSlowPath {
-    PoolCore* core;
-    ~LeaveSlowPath() {
-      MutexLock lock(core->mu_);
-      core->leave_slow_path_locked();
-    }
-  } leave{this};
+  const nanoseconds waited(steady_ns() - w.since_ns);
+  wait_ns_.fetch_add(waited.count(), kRelaxed);
   if (closed) {
+    // A slot handed over just before the pool closed goes back: the waiter
+    // gets PoolClosed, as pool.h promises.
     PoolClosed error("pool '" + config_.name + "' was closed while waiting for a connection");
-    discard(w.slot, CloseReason::kShutdown);
+    if (w.slot != nullptr) discard(w.slot, CloseReason::kShutdown);
     throw error;
   }
-  open_into(w.slot, site);  // gives the slot back and throws on failure
-  if (closed_.load(kRelaxed)) {
-    PoolClosed error("pool '" + config_.name + "' was closed while opening a connection");
-    discard(w.slot, CloseReason::kShutdown);
-    throw error;
+  if (w.slot != nullptr) return {w.slot, w.fresh, waited};
+  if (!w.error.empty()) {
+    throw ConnectError("pool '" + config_.name + "' cannot connect to " + url_.redacted() + ": " +
+                       w.error);
   }
-  w.slot->state.store(SlotState::kInUse, kRelaxed);
-  *fresh = true;
-  return w.slot;
+  report_timeout(site, w, waited, throw_on_timeout);
+  return {nullptr, false, waited};
+}
+
+void PoolCore::report_timeout(const source_location& site, const Waiter& w, nanoseconds waited,
+                              bool throw_on_timeout) {
+  timeouts_.fetch_add(1, kRelaxed);
+  notify(&ObserverRegistry::List::timeout, &PoolObserver::on_timeout, [&] {
+    return TimeoutEvent{config_.name, site, waited};
+  });
+  const std::uint64_t failures = connect_failures_.load(kRelaxed) - w.failures_at_start;
+  if (failures > 0) {
+    std::string last;
+    {
+      MutexLock lock(mu_);
+      last = last_connect_error_;
+    }
+    throw ConnectError("pool '" + config_.name + "' cannot connect to " + url_.redacted() + ": " +
+                       std::to_string(failures) + (failures == 1 ? " attempt" : " attempts") +
+                       " failed within " + duration_text(waited) + "; the last: " + last);
+  }
+  if (!throw_on_timeout) return;
+  throw PoolTimeout(timeout_message(waited, waiters_.load(kRelaxed) + 1), waited);
 }
 
 }  // namespace poolscope::detail

@@ -2,9 +2,10 @@
 //
 // Ownership protocol. `state` says who may touch the connection fields:
 //   kEmpty    no connection; left and entered only under the pool mutex
-//   kOpening  reserved by one thread that is opening a connection into it
+//   kOpening  reserved by a connector thread that opens a connection into it
 //   kIdle     ready; any thread may claim it by CAS kIdle -> kInUse
 //   kInUse    owned by the lease holder(s) until the last one is released
+//             (or by the waiter it was handed to, which then holds the lease)
 //   kClosing  claimed by CAS from kIdle by a thread that closes the
 //             connection, outside the mutex, then stores kEmpty under it:
 //             the housekeeper (expired, idle, surplus overflow), shutdown
@@ -12,6 +13,16 @@
 // The thread that moved the state away from kIdle/kEmpty owns `conn`,
 // `created_ns` and the lease record until it stores kIdle or kEmpty again;
 // the acquire/release pairs on `state` order those fields between owners.
+//
+// Sharing (same-thread reuse) is one word, LeaseShare::word in lease.h: the
+// token of the thread whose nested acquire() may share the checkout, and the
+// number of leases on it. A nested acquire adds a lease only while the token
+// is its own (one CAS); a lease used on another thread moves the token there.
+//
+// `releasing` is set by the thread returning the slot from before it stores
+// kIdle until it has stopped touching the pool: shutdown() waits for it to
+// clear before it may free the pool, so a release racing ~Pool never reads
+// freed memory.
 //
 // Fields read by other threads without ownership (the housekeeper, stats(),
 // active_leases()) are atomics. The lease record is published under a
@@ -21,23 +32,22 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
-#include "connection.h"
+#include "driver.h"
 #include "poolscope/base/source_location.h"
+#include "poolscope/pool/lease.h"
 
 namespace poolscope::detail {
 
 enum class SlotState : std::uint32_t { kEmpty, kOpening, kIdle, kInUse, kClosing };
 
-struct alignas(64) Slot {
+struct alignas(64) Slot : LeaseShare {
   std::atomic<SlotState> state{SlotState::kEmpty};
-  // Leases sharing the current checkout; the connection goes back at zero.
-  std::atomic<std::uint32_t> refs{0};
   // Set by Lease::invalidate(): close instead of returning.
   std::atomic<bool> invalidated{false};
-  // The thread whose nested acquire() may share this checkout (0: none).
-  // Cleared at check-in and when a lease on the checkout is moved.
-  std::atomic<std::uint64_t> owner_token{0};
+  // See above: a return in progress that shutdown() must wait for.
+  std::atomic<bool> releasing{false};
 
   // Read by the housekeeper while the slot is idle.
   std::atomic<std::int64_t> last_used_ns{0};
@@ -47,7 +57,7 @@ struct alignas(64) Slot {
   // checkout_seq / 2 is the number of checkouts of this slot so far.
   std::atomic<std::uint64_t> checkout_seq{0};
   std::atomic<std::int64_t> checkout_ns{0};
-  std::atomic<poolscope::source_location> site{poolscope::source_location()};
+  std::atomic<source_location> site{source_location()};
   std::atomic<std::uint64_t> thread{0};
   std::atomic<std::uint64_t> connection_id{0};
 
@@ -55,9 +65,13 @@ struct alignas(64) Slot {
   std::atomic<std::uint64_t> reuses{0};
 
   // Owned (see above).
-  Connection conn;
+  std::unique_ptr<Connection> conn;
   std::int64_t created_ns = 0;
   std::uint64_t reuses_at_checkout = 0;  // `reuses` when the current checkout began
+  // A connection a connector opened and handed to a waiter: its on_connect
+  // is sent by the waiter, on the thread that asked for it (so a tracer
+  // sees the caller's stack), with the connector's figures.
+  std::int64_t connect_ns = 0;  // how long the connect took; 0 once reported
 
   // Constant after construction.
   std::uint32_t index = 0;

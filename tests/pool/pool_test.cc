@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -73,6 +74,7 @@ TEST_P(PoolTest, AcquireTimesOutWhenExhausted) {
   PoolConfig cfg = config(1, 0);
   cfg.name = "exhausted";
   cfg.checkout_timeout = 200ms;
+  cfg.min_idle = 1;  // opened by the constructor: a connect is not what times out here
   Pool pool(cfg);
   Lease holder = pool.acquire();
   const std::string holder_site = format_site(holder.site());
@@ -105,6 +107,7 @@ TEST_P(PoolTest, AcquireTimesOutWhenExhausted) {
 
 TEST_P(PoolTest, TryAcquireReturnsNulloptWhenExhausted) {
   Pool pool(config(1, 0));
+  { Lease warm = pool.acquire(); }  // the one connection, idle
   std::optional<Lease> first = pool.try_acquire(0ms);
   ASSERT_TRUE(first.has_value());
   std::thread([&] {
@@ -169,7 +172,8 @@ TEST_P(PoolTest, WaitersAreServedInArrivalOrder) {
   holder.release();
   for (std::thread& t : waiters) t.join();
   EXPECT_EQ(served, (std::vector<int>{0, 1, 2, 3, 4, 5}));
-  EXPECT_EQ(pool.stats().waits, static_cast<std::uint64_t>(kWaiters));
+  // And the holder's own acquire, which waited for its connection to open.
+  EXPECT_EQ(pool.stats().waits, static_cast<std::uint64_t>(kWaiters + 1));
 }
 
 TEST_P(PoolTest, NestedAcquireSharesTheThreadsConnection) {
@@ -235,9 +239,18 @@ TEST_P(PoolTest, AcquireNewGetsAnIndependentConnection) {
 TEST_P(PoolTest, AcquireNewOnAnExhaustedPoolTimesOutInsteadOfSharing) {
   PoolConfig cfg = config(1, 0);
   cfg.checkout_timeout = 100ms;
+  cfg.min_idle = 1;
   Pool pool(cfg);
   Lease outer = pool.acquire();
-  EXPECT_THROW(pool.acquire_new(), PoolTimeout);  // the documented deadlock risk, bounded
+  try {
+    Lease second = pool.acquire_new();  // the documented deadlock risk, bounded
+    FAIL() << "acquire_new() shared or overflowed";
+  } catch (const PoolTimeout& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("The waiting thread itself holds 1 of those leases"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("Use acquire() to share"), std::string::npos) << message;
+  }
 }
 
 TEST_P(PoolTest, ReturnRollsBackAnOpenTransaction) {
@@ -383,26 +396,58 @@ TEST_P(PoolTest, TheThreadCheckoutCounterCountsPhysicalCheckoutsOnly) {
   EXPECT_EQ(checkouts_on_this_thread() - before, 2u) << "other threads count for themselves";
 }
 
-TEST_P(PoolTest, ALeaseMovedToAnotherThreadIsNotSharedWithNestedAcquires) {
+TEST_P(PoolTest, ALeaseUsedOnAnotherThreadIsNotSharedWithTheFirstThreadsNestedAcquires) {
   Pool pool(config(2));
   Lease outer = pool.acquire();
   const std::uint64_t moved_id = outer.connection_id();
+  std::promise<void> used;
   std::promise<void> done;
-  std::thread user([lease = std::move(outer), done = done.get_future()]() mutable {
-    done.wait();  // keeps using the connection while the main thread acquires
+  std::thread user([lease = std::move(outer), &used, done = done.get_future()]() mutable {
+    *lease << "SELECT 1";  // the first use here takes the sharing along
+    used.set_value();
+    done.wait();  // keeps the lease while the main thread acquires
     *lease << "SELECT 1";
   });
+  used.get_future().wait();
   Lease mine = pool.acquire();
   EXPECT_FALSE(mine.reused()) << "shares a session another thread is using";
   EXPECT_NE(mine.connection_id(), moved_id);
   EXPECT_EQ(pool.stats().active, 2u);
+  *mine << "SELECT 1";
   done.set_value();
   user.join();
 }
 
+// A nested acquire taken before the other thread's first use shares the
+// session: that first use waits until it comes back, so the two threads
+// never use the session at once (this test runs under TSan too).
+TEST_P(PoolTest, AHandedOverLeaseWaitsForTheFirstThreadsNestedLeaseBeforeItsFirstUse) {
+  Pool pool(config(2));
+  Lease outer = pool.acquire();
+  std::optional<Lease> nested;
+  std::atomic<bool> nested_released{false};
+  std::atomic<bool> user_used{false};
+  std::thread user([lease = std::move(outer), &nested_released, &user_used]() mutable {
+    *lease << "SELECT 1";
+    EXPECT_TRUE(nested_released.load()) << "used the session while the nested lease was out";
+    user_used = true;
+  });
+  nested.emplace(pool.acquire());  // before the user's first use: shared
+  EXPECT_TRUE(nested->reused());
+  for (int i = 0; i < 20; ++i) **nested << "SELECT 1";
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(user_used.load()) << "the user thread did not wait";
+  nested_released = true;
+  nested.reset();
+  user.join();
+  EXPECT_TRUE(user_used.load());
+  Lease after = pool.acquire();
+  EXPECT_FALSE(after.reused());
+}
+
 TEST_P(PoolTest, ALeaseFromTryAcquireIsSharedWithNestedAcquires) {
   Pool pool(config(1));
-  std::optional<Lease> outer = pool.try_acquire(0ms);
+  std::optional<Lease> outer = pool.try_acquire(5s);
   ASSERT_TRUE(outer.has_value());
   Lease inner = pool.acquire();
   EXPECT_TRUE(inner.reused());

@@ -132,9 +132,13 @@ RunResult run(const RunOptions& options) {
 
   std::vector<Transaction> rows;
   {
-    Lease sql = pool.acquire();
-    seed(*sql, url.backend());
-    rows = load_open_transactions(*sql);
+    // Setup opens the first connection: give it longer than a tiny
+    // --checkout-timeout, which is for the run, not for connecting.
+    std::optional<Lease> sql = pool.try_acquire(
+        std::max<std::chrono::milliseconds>(config.checkout_timeout, std::chrono::seconds(30)));
+    if (!sql) throw std::runtime_error("no connection for the setup within 30 s");
+    seed(**sql, url.backend());
+    rows = load_open_transactions(**sql);
   }
   const PoolStats before = pool.stats();
 
