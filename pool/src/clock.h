@@ -27,8 +27,22 @@ struct TscScale {
   std::uint64_t mult = 0;  // nanoseconds per tick, in 32.32 fixed point
 };
 
-// Measures the TSC against steady_clock (about 2 ms); disabled when the TSC
-// is not reliable here.
+// One reading of both clocks: the TSC (the middle of the two reads around
+// the steady_clock read) and how many ticks those two reads were apart.
+struct ClockSample {
+  std::uint64_t tsc = 0;
+  std::int64_t ns = 0;
+  std::uint64_t bracket = 0;
+};
+
+// The scale from three samples spanning two windows, or a disabled one when
+// the windows disagree or the rate is implausible.
+TscScale scale_from_samples(const ClockSample& a, const ClockSample& b,
+                            const ClockSample& c) noexcept;
+
+// Measures the TSC against steady_clock (two 4 ms windows, each end the
+// tightest of 16 readings, retried when they disagree); disabled when the
+// TSC is not reliable here or no calibration was consistent.
 TscScale calibrate_tsc() noexcept;
 
 // Calibrated once, on the first call in the process.

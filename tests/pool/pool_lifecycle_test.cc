@@ -147,6 +147,71 @@ TEST_P(PoolLifecycleTest, WaitersGetPoolClosedWhenThePoolIsDestroyed) {
   holder.release();
 }
 
+// Issue 10, bug 1: a lease released on one thread while another waits and
+// the pool is destroyed on a third. The release publishes its connection
+// idle and goes on reading the pool; ~Pool must not free it under the
+// release. Looped, for ASan and TSan (scripts/sanitize.sh) to catch it.
+TEST_P(PoolLifecycleTest, AReleaseRacingThePoolsDestructorWhileAThreadWaitsIsSafe) {
+  PoolConfig cfg = db_->config(1);
+  cfg.checkout_timeout = 5s;
+  for (int round = 0; round < 100; ++round) {
+    auto pool = std::make_unique<Pool>(cfg);
+    Pool* raw = pool.get();
+    auto lease = std::make_unique<Lease>(raw->acquire());
+    std::thread waiter([raw] {
+      try {
+        Lease got = raw->acquire();
+      } catch (const Error&) {
+        // PoolClosed: the pool went first
+      }
+    });
+    ASSERT_TRUE(eventually([&] { return raw->stats().pending == 1; }));
+    std::thread releaser([&lease] { lease.reset(); });
+    pool.reset();  // races the release
+    releaser.join();
+    waiter.join();
+  }
+}
+
+// Issue 10, bug 2: a waiter whose deadline passes while ~Pool runs. Its
+// on_timeout observers and its PoolTimeout text still read the pool, so
+// ~Pool waits for it; the text is whole, never freed memory.
+TEST_P(PoolLifecycleTest, AWaiterTimingOutWhileThePoolIsDestroyedGetsAWholeMessage) {
+  class SlowTimeoutObserver : public PoolObserver {
+   public:
+    unsigned events() const override { return kTimeoutEvents; }
+    void on_timeout(const TimeoutEvent&) override {
+      entered = true;
+      std::this_thread::sleep_for(300ms);
+    }
+    std::atomic<bool> entered{false};
+  };
+  PoolConfig cfg = db_->config(1);
+  cfg.name = "bug2";
+  cfg.checkout_timeout = 50ms;
+  cfg.min_idle = 1;
+  auto pool = std::make_unique<Pool>(cfg);
+  auto observer = std::make_shared<SlowTimeoutObserver>();
+  Subscription subscription = pool->add_observer(observer);
+  auto holder = std::make_unique<Lease>(pool->acquire());
+  Pool* raw = pool.get();
+  std::string message;
+  std::thread waiter([&] {
+    try {
+      Lease lease = raw->acquire();
+    } catch (const std::exception& e) {
+      message = e.what();
+    }
+  });
+  ASSERT_TRUE(eventually([&] { return observer->entered.load(); }));
+  pool.reset();    // while the waiter sits in on_timeout
+  holder.reset();  // the last lease: the pool's internals go now, or when the waiter is done
+  waiter.join();
+  EXPECT_EQ(message.rfind("QueuePool limit of size 1 overflow 0 reached: pool 'bug2'", 0), 0u)
+      << message;
+  EXPECT_NE(message.find("waiting=1)"), std::string::npos) << message;
+}
+
 TEST_P(PoolLifecycleTest, ASlowOnCloseAtShutdownDoesNotHoldUpAReturningLease) {
   auto pool = std::make_unique<Pool>(db_->config(2));
   auto observer = std::make_shared<BlockingCloseObserver>(CloseReason::kShutdown);

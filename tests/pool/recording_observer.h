@@ -35,6 +35,10 @@ class RecordingObserver : public PoolObserver {
     close_reasons.push_back(e.reason);
   }
   void on_timeout(const TimeoutEvent&) override { timeouts.fetch_add(1); }
+  void on_notice(const NoticeEvent& e) override {
+    std::lock_guard lock(mu);
+    notices.push_back(std::string(e.severity) + ": " + std::string(e.message));
+  }
   void on_shutdown(const ShutdownEvent& e) override {
     std::lock_guard lock(mu);
     shutdown_leases.assign(e.leases.begin(), e.leases.end());
@@ -47,6 +51,7 @@ class RecordingObserver : public PoolObserver {
   std::vector<std::string> errors;
   std::vector<CloseReason> close_reasons;
   std::vector<LeaseInfo> shutdown_leases;
+  std::vector<std::string> notices;
 };
 
 }  // namespace poolscope::testing

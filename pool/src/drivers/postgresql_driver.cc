@@ -44,6 +44,16 @@ class PostgresConnection final : public Connection {
 
   bool validate(std::string_view query, std::int64_t deadline_ns) noexcept override {
     if (broken()) return false;
+    // First what the server sent while the connection sat idle: a notice, or
+    // the FATAL that precedes a disconnect ("terminating connection due to
+    // administrator command"). Parsing it routes it to the notice sink, and
+    // tells a dead connection from a live one without a round trip.
+    const bool read = PQconsumeInput(conn_) != 0;
+    static_cast<void>(PQisBusy(conn_));  // parses what was read
+    if (!read || broken()) {
+      poisoned_ = true;
+      return false;
+    }
     if (PQsetnonblocking(conn_, 1) != 0) return false;
     // An empty query is a full round trip that the server answers with
     // EmptyQueryResponse: the cheapest proof the connection is alive.
