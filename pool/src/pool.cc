@@ -6,6 +6,13 @@
 
 #include "pool_core.h"
 
+#if POOLSCOPE_WITH_POSTGRESQL
+#include <soci/postgresql/soci-postgresql.h>
+#endif
+#if POOLSCOPE_WITH_SQLITE
+#include <soci/sqlite3/soci-sqlite3.h>
+#endif
+
 namespace poolscope {
 namespace {
 
@@ -39,6 +46,42 @@ Pool::Pool(PoolConfig config) {
     throw;
   }
 }
+
+namespace {
+
+// The URL for a SOCI backend and connect string: SOCI's own form.
+PoolConfig with_soci_url(const soci::backend_factory& backend, std::string_view connect_string,
+                         PoolConfig config) {
+  if (!config.url.empty()) {
+    throw std::invalid_argument(
+        "PoolConfig.url must be empty when a SOCI backend and connect string are given");
+  }
+  std::string scheme;
+#if POOLSCOPE_WITH_POSTGRESQL
+  if (&backend == &soci::postgresql) scheme = "postgresql://";
+#endif
+#if POOLSCOPE_WITH_SQLITE
+  if (&backend == &soci::sqlite3) scheme = "sqlite3://";
+#endif
+  if (scheme.empty()) {
+    throw std::invalid_argument(
+        "Pool: no poolscope driver for this SOCI backend (poolscope has "
+#if POOLSCOPE_WITH_POSTGRESQL
+        "soci::postgresql "
+#endif
+#if POOLSCOPE_WITH_SQLITE
+        "soci::sqlite3"
+#endif
+        ")");
+  }
+  config.url = scheme + std::string(connect_string);
+  return config;
+}
+
+}  // namespace
+
+Pool::Pool(const soci::backend_factory& backend, std::string_view connect_string, PoolConfig config)
+    : Pool(with_soci_url(backend, connect_string, std::move(config))) {}
 
 Pool::~Pool() { core_->shutdown(); }
 

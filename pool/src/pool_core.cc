@@ -154,7 +154,10 @@ Slot* PoolCore::checkout(const source_location& site, nanoseconds timeout, bool 
   Slot* slot = nullptr;
   nanoseconds waited{0};
   std::int64_t now = start;
-  if (waiters_.load(kSeqCst) == 0 && !closed_.load(kRelaxed)) {
+  // Waiters do not stop an arrival from taking an idle connection (that
+  // would make every return a context switch: a convoy), unless the first
+  // of them has waited past the starvation bound (see pool_core.h).
+  if (!closed_.load(kRelaxed) && !starving(start)) {
     const ThreadEntry* entry = find_entry(id_);
     Slot* hint = entry != nullptr ? entry->hint : nullptr;
     while ((slot = try_claim_idle(hint)) != nullptr) {
@@ -380,10 +383,20 @@ void PoolCore::make_idle(Slot* slot) noexcept {
 }
 
 void PoolCore::after_idle_slow(Slot* slot) noexcept {
+  if (!closed_.load(kSeqCst) && !starving(now_ns()) && wake_pending_.load(kSeqCst)) {
+    // A waiter already woken will look for this connection (or an arrival
+    // takes it): nothing to do, and no lock taken.
+    slot->releasing.store(false, std::memory_order_release);
+    return;
+  }
   {
     MutexLock lock(mu_);
     if (!closed_.load(kRelaxed)) {
-      dispatch_locked();
+      if (starving(now_ns())) {
+        dispatch_locked();  // first come, first served: hand it to the first waiter
+      } else {
+        wake_first_locked();  // it competes for it with arrivals
+      }
       slot->releasing.store(false, std::memory_order_release);
       return;
     }

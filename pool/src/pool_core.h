@@ -65,6 +65,14 @@ std::uint64_t thread_checkouts() noexcept;
 using Deadline = std::int64_t;
 inline constexpr Deadline kForever = INT64_MAX;
 
+// Waiting order. A returned connection wakes the first waiter, which then
+// competes for it with threads arriving meanwhile (HikariCP's handoff with
+// stealing): running threads never wait for a sleeping one to be scheduled,
+// so 16 threads on 8 connections do not form a convoy. Once the first waiter
+// has waited this long, returns go to it and arrivals queue behind it: first
+// come, first served, so nobody starves and checkout_timeout stays honest.
+inline constexpr std::int64_t kStarvationNs = 1'000'000;
+
 // Connects under way at once, per pool: enough to fill a cold pool quickly,
 // few enough that a black-holed server ties up only a handful of threads.
 inline constexpr std::size_t kMaxConnectors = 4;
@@ -182,6 +190,18 @@ class PoolCore {
   Slot* reserve_empty_locked() POOLSCOPE_REQUIRES(mu_);
   // Hands idle connections, then free capacity, to the waiters in order.
   void dispatch_locked() POOLSCOPE_REQUIRES(mu_);
+  // Wakes the first waiter, unless one woken is yet to run: it claims an
+  // idle connection itself, in competition with arrivals.
+  void wake_first_locked() POOLSCOPE_REQUIRES(mu_);
+  void clear_woken_locked(const Waiter* w) POOLSCOPE_REQUIRES(mu_);
+  bool has_idle_locked() const POOLSCOPE_REQUIRES(mu_);
+  // True when the first waiter has waited past kStarvationNs: then every
+  // returned connection goes to it and arrivals queue behind it.
+  bool starving(std::int64_t now) const noexcept {
+    if (waiters_.load(kSeqCst) == 0) return false;
+    const std::int64_t since = head_since_ns_.load(kRelaxed);
+    return since != 0 && now - since > kStarvationNs;
+  }
   void wait_list_push_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
   void wait_list_remove_locked(Waiter* w) POOLSCOPE_REQUIRES(mu_);
   void hand_over_locked(Waiter* w, Slot* slot, bool fresh) POOLSCOPE_REQUIRES(mu_);
@@ -256,6 +276,7 @@ class PoolCore {
   std::atomic<bool> closed_{false};
   std::atomic<std::size_t> open_count_{0};      // slots not kEmpty; written under mu_
   std::atomic<std::int64_t> head_since_ns_{0};  // the first waiter's since_ns; written under mu_
+  std::atomic<bool> wake_pending_{false};       // woken_ != nullptr; written under mu_
   // Connections last used at or before this (pool clock) are validated on
   // checkout whatever validation_interval says: a disconnect was seen.
   std::atomic<std::int64_t> suspect_before_ns_{0};
@@ -274,6 +295,7 @@ class PoolCore {
   mutable Mutex mu_;
   Waiter* head_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;
   Waiter* tail_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;
+  Waiter* woken_ POOLSCOPE_GUARDED_BY(mu_) = nullptr;  // woken by a return, yet to run
   // Threads inside checkout_slow(): shutdown() waits for them.
   int slow_threads_ POOLSCOPE_GUARDED_BY(mu_) = 0;
   CondVar quiescent_;  // slow_threads_ reached 0 after close

@@ -35,6 +35,13 @@ Slot* PoolCore::claim_idle_locked() {
   return nullptr;
 }
 
+bool PoolCore::has_idle_locked() const {
+  for (std::size_t i = 0; i < max_; ++i) {
+    if (slots_[i].state.load(kRelaxed) == SlotState::kIdle) return true;
+  }
+  return false;
+}
+
 Slot* PoolCore::reserve_empty_locked() {
   if (open_count_.load(kRelaxed) >= max_) return nullptr;
   for (std::size_t i = 0; i < max_; ++i) {
@@ -57,7 +64,21 @@ void PoolCore::wait_list_push_locked(Waiter* w) {
   waiters_.fetch_add(1, kSeqCst);
 }
 
+void PoolCore::wake_first_locked() {
+  if (woken_ != nullptr || head_ == nullptr) return;
+  woken_ = head_;
+  wake_pending_.store(true, kSeqCst);
+  woken_->cv.notify_one();
+}
+
+void PoolCore::clear_woken_locked(const Waiter* w) {
+  if (woken_ != w) return;
+  woken_ = nullptr;
+  wake_pending_.store(false, kSeqCst);
+}
+
 void PoolCore::wait_list_remove_locked(Waiter* w) {
+  clear_woken_locked(w);
   (w->prev != nullptr ? w->prev->next : head_) = w->next;
   (w->next != nullptr ? w->next->prev : tail_) = w->prev;
   w->prev = w->next = nullptr;
@@ -136,6 +157,15 @@ PoolCore::SlowResult PoolCore::checkout_slow(const source_location& site, nanose
           w.cv.wait(mu_);
         } else if (!w.cv.wait_until(mu_, steady_time(deadline)) && steady_ns() >= deadline) {
           break;
+        }
+        if (w.slot != nullptr) break;
+        // Woken by a return (or spuriously): take an idle connection if an
+        // arrival has not taken it first.
+        clear_woken_locked(&w);
+        if (Slot* slot = claim_idle_locked()) {
+          wait_list_remove_locked(&w);
+          w.slot = slot;
+          if (woken_ == nullptr && has_idle_locked()) wake_first_locked();
         }
       }
       if (w.queued) wait_list_remove_locked(&w);

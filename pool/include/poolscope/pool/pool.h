@@ -17,9 +17,14 @@
 // Same-thread reuse: while a thread holds a lease, a nested acquire() on the
 // same pool returns a lease on the same connection instead of taking a
 // second one, the way the incident code passed `session=` down by hand. The
-// connection goes back when the last of those leases is released. Moving a
-// lease ends the sharing (it may be going to another thread): nested
-// acquires after the move take a connection of their own.
+// connection goes back when the last of those leases is released. Sharing
+// follows the thread that uses a lease, so a lease moved into an optional, a
+// unique_ptr or a member stays shared; see lease.h for handing one to
+// another thread.
+//
+// Connections are opened on the pool's own threads: acquire() waits for one
+// (returned or new) until its checkout_timeout, whatever the server does, and
+// failed connects are retried with back-off within that time.
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race, except destroying the pool while another thread uses it.
@@ -31,6 +36,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "poolscope/base/lifeline.h"
@@ -80,6 +86,13 @@ class Pool {
   // Other connections are opened on demand.
   explicit Pool(PoolConfig config);
 
+  // A pool from what SOCI code already has, a backend and its connect string:
+  //   poolscope::Pool pool(soci::postgresql, "host=db dbname=app", {.pool_size = 10});
+  // config.url must be empty. Throws std::invalid_argument for a backend
+  // poolscope has no driver for (SOCI's postgresql and sqlite3 it has).
+  Pool(const soci::backend_factory& backend, std::string_view connect_string,
+       PoolConfig config = {});
+
   // Closes idle connections and reports leases still checked out to the
   // observers (on_shutdown). Threads waiting in acquire() get PoolClosed,
   // even one that a connection was just handed to. Leases still out are
@@ -98,8 +111,10 @@ class Pool {
   Lease acquire(poolscope::source_location site = poolscope::source_location::current());
 
   // As acquire(), but waits at most timeout and returns nullopt instead of
-  // throwing PoolTimeout. A zero timeout never waits; milliseconds::max()
-  // waits for as long as it takes.
+  // throwing PoolTimeout. A zero timeout never waits: it takes an idle
+  // connection or returns nullopt (starting a connect for the next caller
+  // when the pool may grow); milliseconds::max() waits for as long as it
+  // takes.
   std::optional<Lease> try_acquire(
       std::chrono::milliseconds timeout,
       poolscope::source_location site = poolscope::source_location::current());

@@ -18,11 +18,11 @@ enum class ResetOnReturn {
 
 struct PoolConfig {
   // Where to connect: see url.h for the accepted forms. Required.
-  std::string url;
+  std::string url{};
 
   // Label in messages, logs and metrics. Empty: "pool-<n>", numbered per
   // process like HikariCP's "HikariPool-1". At most 64 of [A-Za-z0-9_.:-].
-  std::string name;
+  std::string name{};
 
   // Connections kept open once made (QueuePool's pool_size).
   std::size_t pool_size = 10;
@@ -56,7 +56,7 @@ struct PoolConfig {
 
   // The query that validates a connection. Empty: the backend's cheapest
   // check (an empty round trip on PostgreSQL, none needed for SQLite).
-  std::string validation_query;
+  std::string validation_query{};
 
   ResetOnReturn reset_on_return = ResetOnReturn::kRollback;
 
