@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "poolscope/pool/url.h"
+#include "statement_cache.h"
 
 namespace poolscope::detail {
 
@@ -37,6 +38,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   soci::session& session() noexcept { return session_; }
+  StatementCache& statements() noexcept { return statements_; }
 
   // True when a transaction is open (or failed and not yet rolled back).
   virtual bool in_transaction() const noexcept = 0;
@@ -57,6 +59,7 @@ class Connection {
  protected:
   Connection() = default;
   soci::session session_;
+  StatementCache statements_;  // after session_: its statements go first
 };
 
 class Driver {

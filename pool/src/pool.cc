@@ -167,6 +167,12 @@ void Lease::release_slow() noexcept {
 
 void Lease::used_on_another_thread() const noexcept { core_->claim_for_this_thread(slot_); }
 
+PreparedStatement& Lease::prepared(std::string_view sql) const {
+  static_cast<void>(session());  // a use, as of the session
+  detail::Connection& conn = *slot_->conn;
+  return conn.statements().get(conn, sql);
+}
+
 void Lease::invalidate() noexcept {
   if (slot_ != nullptr) slot_->invalidated.store(true, std::memory_order_relaxed);
 }

@@ -56,6 +56,7 @@ void PoolConfig::validate() const {
   require_at_most("sqlite_busy_timeout", sqlite_busy_timeout, std::chrono::seconds(INT_MAX / 1000),
                   "SQLite takes milliseconds as an int");
   detail::check_positive("PoolConfig", "housekeeping_interval", housekeeping_interval);
+  detail::check_at_most("PoolConfig", "statement_cache_size", statement_cache_size, 100'000);
 }
 
 std::string_view to_string(CloseReason reason) noexcept {

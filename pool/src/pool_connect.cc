@@ -73,6 +73,8 @@ bool PoolCore::open_into(Slot* slot, const source_location& site, std::uint32_t 
     });
     return false;
   }
+  slot->conn->statements().configure(config_.transaction_pooler ? 0 : config_.statement_cache_size,
+                                     &statements_);
   const std::int64_t done = now_ns();
   slot->created_ns = done;
   slot->connect_ns = std::max<std::int64_t>(done - start, 1);

@@ -290,6 +290,7 @@ class PoolCore {
   std::atomic<std::uint64_t> rollbacks_{0};
   std::atomic<std::uint64_t> next_connection_id_{1};
   std::array<std::atomic<std::uint64_t>, kCloseReasonCount> closed_by_{};
+  StatementCounters statements_;
 
   // State below is protected by mu_.
   mutable Mutex mu_;

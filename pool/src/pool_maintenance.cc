@@ -181,6 +181,8 @@ PoolStats PoolCore::stats() const {
   s.connections_opened = opened_.load(kRelaxed);
   s.connect_failures = connect_failures_.load(kRelaxed);
   s.rollbacks_on_return = rollbacks_.load(kRelaxed);
+  s.statements_prepared = statements_.prepared.load(kRelaxed);
+  s.statement_cache_hits = statements_.hits.load(kRelaxed);
   for (std::size_t r = 0; r < kCloseReasonCount; ++r) s.closed[r] = closed_by_[r].load(kRelaxed);
   return s;
 }

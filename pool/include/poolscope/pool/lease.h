@@ -28,8 +28,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
 #include "poolscope/base/source_location.h"
+#include "poolscope/pool/prepared_statement.h"
 
 namespace poolscope {
 
@@ -85,6 +87,12 @@ class Lease {
     }
     return *session_;
   }
+
+  // The statement for sql prepared on this lease's connection, prepared now
+  // if the connection has not seen it before; see prepared_statement.h. The
+  // reference is valid while the lease holds the connection. A use of the
+  // session, as session() is. REQUIRES: the lease holds a connection.
+  PreparedStatement& prepared(std::string_view sql) const;
 
   // True unless empty, moved from or released.
   explicit operator bool() const noexcept { return slot_ != nullptr; }

@@ -77,6 +77,11 @@ struct PoolConfig {
   // direct connection or session pooling.
   bool transaction_pooler = false;
 
+  // Prepared statements kept per connection (Lease::prepared()), least
+  // recently used out first. Zero: none, every prepared() statement runs as a
+  // one-time query. Behind a transaction_pooler it is always zero.
+  std::size_t statement_cache_size = 128;
+
   // How often the housekeeper closes expired and idle connections. It runs
   // more often when max_lifetime or idle_timeout are shorter than this.
   std::chrono::milliseconds housekeeping_interval{30'000};

@@ -55,7 +55,9 @@ struct PoolStats {
   std::uint64_t timeouts = 0;
   std::uint64_t connections_opened = 0;
   std::uint64_t connect_failures = 0;
-  std::uint64_t rollbacks_on_return = 0;  // leases that came back inside a transaction
+  std::uint64_t rollbacks_on_return = 0;   // leases that came back inside a transaction
+  std::uint64_t statements_prepared = 0;   // by Lease::prepared(), on a server
+  std::uint64_t statement_cache_hits = 0;  // executions of a statement prepared before
   std::array<std::uint64_t, kCloseReasonCount> closed{};
 
   std::uint64_t closed_by(CloseReason reason) const noexcept {

@@ -1,0 +1,177 @@
+// Lease::prepared(): statements prepared once per connection and reused by
+// every later lease of it, bounded, dropped with the connection, off behind
+// a transaction pooler, and recovered when the server forgets them.
+
+#include "poolscope/pool/prepared_statement.h"
+
+#include <gtest/gtest.h>
+#include <soci/soci.h>
+
+#include <string>
+
+#include "poolscope/pool/errors.h"
+#include "poolscope/pool/pool.h"
+#include "test_db.h"
+
+namespace poolscope {
+namespace {
+
+using testing::TestBackend;
+using testing::TestDatabase;
+
+constexpr const char* kRead = "SELECT v FROM kv WHERE k = :k";
+
+class PreparedStatementTest : public ::testing::TestWithParam<TestBackend> {
+ protected:
+  void SetUp() override {
+    db_ = std::make_unique<TestDatabase>(GetParam());
+    auto sql = db_->open_session();
+    *sql << "CREATE TABLE kv (k INTEGER PRIMARY KEY, v VARCHAR(20))";
+    for (int k = 0; k < 10; ++k) {
+      *sql << "INSERT INTO kv (k, v) VALUES (:k, :v)", soci::use(k),
+          soci::use("v" + std::to_string(k));
+    }
+  }
+  PoolConfig config() const { return db_->config(1); }
+  bool postgres() const { return GetParam() == TestBackend::kPostgreSQL; }
+
+  static std::string read(Lease& lease, int k) {
+    std::string v;
+    if (!lease.prepared(kRead).execute(soci::use(k), soci::into(v))) return "(none)";
+    return v;
+  }
+  // Statements the server holds for this session (PostgreSQL).
+  static int server_statements(Lease& lease) {
+    int n = 0;
+    *lease << "SELECT count(*) FROM pg_prepared_statements", soci::into(n);
+    return n;
+  }
+
+  std::unique_ptr<TestDatabase> db_;
+};
+
+TEST_P(PreparedStatementTest, AStatementIsPreparedOnceAndReusedByLaterLeases) {
+  Pool pool(config());
+  for (int round = 0; round < 5; ++round) {
+    Lease lease = pool.acquire();
+    EXPECT_EQ(read(lease, round), "v" + std::to_string(round));
+    EXPECT_EQ(read(lease, 42), "(none)");
+  }
+  const PoolStats stats = pool.stats();
+  EXPECT_EQ(stats.statements_prepared, 1u);
+  EXPECT_EQ(stats.statement_cache_hits, 9u);
+  if (postgres()) {
+    Lease lease = pool.acquire();
+    EXPECT_EQ(server_statements(lease), 1);
+  }
+}
+
+TEST_P(PreparedStatementTest, FetchReadsTheFollowingRows) {
+  Pool pool(config());
+  Lease lease = pool.acquire();
+  std::string v;
+  int low = 7;
+  PreparedStatement& st = lease.prepared("SELECT v FROM kv WHERE k >= :k ORDER BY k");
+  ASSERT_TRUE(st.execute(soci::use(low), soci::into(v)));
+  std::string all = v;
+  while (st.fetch()) all += "," + v;
+  EXPECT_EQ(all, "v7,v8,v9");
+}
+
+TEST_P(PreparedStatementTest, TheCacheIsBoundedPerConnection) {
+  PoolConfig cfg = config();
+  cfg.statement_cache_size = 2;
+  Pool pool(cfg);
+  Lease lease = pool.acquire();
+  for (int i = 0; i < 3; ++i) {
+    const std::string sql =
+        "SELECT v FROM kv WHERE k = :k AND " + std::to_string(i) + " = " + std::to_string(i);
+    std::string v;
+    int k = i;
+    ASSERT_TRUE(lease.prepared(sql).execute(soci::use(k), soci::into(v)));
+  }
+  EXPECT_EQ(pool.stats().statements_prepared, 3u);
+  if (postgres()) {
+    EXPECT_EQ(server_statements(lease), 2) << "the least recently used one is deallocated";
+  }
+}
+
+TEST_P(PreparedStatementTest, StatementsGoWithTheirConnection) {
+  Pool pool(config());
+  {
+    Lease lease = pool.acquire();
+    EXPECT_EQ(read(lease, 1), "v1");
+    lease.invalidate();  // closed when it comes back
+  }
+  Lease fresh = pool.acquire();
+  EXPECT_EQ(read(fresh, 2), "v2");
+  EXPECT_EQ(pool.stats().statements_prepared, 2u) << "a new connection prepares it again";
+}
+
+TEST_P(PreparedStatementTest, BehindATransactionPoolerNothingIsPreparedOnTheServer) {
+  PoolConfig cfg = config();
+  cfg.transaction_pooler = true;
+  Pool pool(cfg);
+  Lease lease = pool.acquire();
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(read(lease, k), "v" + std::to_string(k));
+  EXPECT_EQ(pool.stats().statements_prepared, 0u);
+  if (postgres()) {
+    EXPECT_EQ(server_statements(lease), 0);
+  }
+}
+
+class PreparedStatementPostgreSQLTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto sql = db_.open_session();
+    *sql << "CREATE TABLE kv (k INTEGER PRIMARY KEY, v VARCHAR(20))";
+    *sql << "INSERT INTO kv (k, v) VALUES (1, 'v1')";
+  }
+  TestDatabase db_{TestBackend::kPostgreSQL};
+};
+
+TEST_F(PreparedStatementPostgreSQLTest,
+       AStatementTheServerForgotIsPreparedAgainOutsideATransaction) {
+  Pool pool(db_.config(1));
+  Lease lease = pool.acquire();
+  std::string v;
+  int k = 1;
+  ASSERT_TRUE(lease.prepared(kRead).execute(soci::use(k), soci::into(v)));
+  *lease << "DEALLOCATE ALL";  // as DISCARD ALL or a proxy switching sessions would
+  v.clear();
+  ASSERT_TRUE(lease.prepared(kRead).execute(soci::use(k), soci::into(v)));
+  EXPECT_EQ(v, "v1");
+  EXPECT_EQ(pool.stats().statements_prepared, 2u);
+}
+
+TEST_F(PreparedStatementPostgreSQLTest, InsideATransactionALostStatementNamesTheSetting) {
+  Pool pool(db_.config(1));
+  Lease lease = pool.acquire();
+  std::string v;
+  int k = 1;
+  ASSERT_TRUE(lease.prepared(kRead).execute(soci::use(k), soci::into(v)));
+  *lease << "DEALLOCATE ALL";
+  lease->begin();
+  try {
+    lease.prepared(kRead).execute(soci::use(k), soci::into(v));
+    FAIL() << "a lost statement inside a transaction went unnoticed";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("does not exist"), std::string::npos) << message;
+    EXPECT_NE(message.find("PoolConfig.transaction_pooler = true"), std::string::npos) << message;
+  }
+  lease->rollback();
+  // The connection is not poisoned: the next execute prepares it again.
+  v.clear();
+  ASSERT_TRUE(lease.prepared(kRead).execute(soci::use(k), soci::into(v)));
+  EXPECT_EQ(v, "v1");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, PreparedStatementTest,
+                         ::testing::Values(TestBackend::kSqlite, TestBackend::kPostgreSQL),
+                         [](const ::testing::TestParamInfo<TestBackend>& p) {
+                           return testing::backend_name(p.param);
+                         });
+
+}  // namespace
+}  // namespace poolscope
