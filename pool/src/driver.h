@@ -56,6 +56,11 @@ class Connection {
   // Rolls back the open transaction. Throws what SOCI throws.
   virtual void rollback() = 0;
 
+  // What a returning connection is: broken, in a transaction, or ready. One
+  // call, for the return path.
+  enum class State { kReady, kInTransaction, kBroken };
+  virtual State state() const noexcept = 0;
+
  protected:
   Connection() = default;
   soci::session session_;

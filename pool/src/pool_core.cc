@@ -1,5 +1,5 @@
-// PoolCore: the checkout fast path, same-thread sharing, and the return of a
-// connection. The invariants are in pool_core.h and slot.h.
+// PoolCore: the checkout fast path and same-thread sharing (the return is in
+// pool_return.cc). The invariants are in pool_core.h and slot.h.
 
 #include "pool_core.h"
 
@@ -11,64 +11,23 @@
 
 #include "clock.h"
 #include "poolscope/pool/errors.h"
+#include "thread_entry.h"
 
 namespace poolscope::detail {
 
 constinit thread_local std::uint64_t t_thread_token = 0;
-
-namespace {
-
-using std::chrono::nanoseconds;
-constexpr unsigned kRefBits = LeaseShare::kShareRefBits;
-constexpr std::uint64_t kRefMask = LeaseShare::kShareRefMask;
-
-// Per-thread state, per pool: the connection the thread's nested acquires
-// share (`held`) and the slot it used last (`hint`, tried first next time so
-// threads keep to their own connections). Entries are matched by pool id,
-// which is never reused, so an entry left behind by a destroyed pool is
-// never dereferenced. Trivial types only: no TLS guard on the hot path.
-struct ThreadEntry {
-  std::uint64_t pool_id;
-  Slot* held;
-  Slot* hint;
-};
-constexpr int kThreadEntries = 8;
 constinit thread_local ThreadEntry t_entries[kThreadEntries]{};
 constinit thread_local std::uint64_t t_os_tid = 0;
 constinit thread_local std::uint64_t t_checkouts = 0;
 
+namespace {
+
 std::atomic<std::uint64_t> g_next_thread_token{1};
 std::atomic<std::uint64_t> g_next_pool_id{1};
 
-std::uint64_t thread_token() noexcept {
-  if (t_thread_token == 0) t_thread_token = g_next_thread_token.fetch_add(1, kRelaxed);
-  return t_thread_token;
-}
-
-std::uint64_t os_thread_id() noexcept {
-  if (t_os_tid == 0) t_os_tid = static_cast<std::uint64_t>(::syscall(SYS_gettid));
-  return t_os_tid;
-}
-
-ThreadEntry* find_entry(std::uint64_t pool_id) noexcept {
-  for (ThreadEntry& e : t_entries) {
-    if (e.pool_id == pool_id) return &e;
-  }
-  return nullptr;
-}
-
-// The thread's entry for pool_id, taking over one that holds no lease when
-// needed. Null when the thread holds leases from kThreadEntries other pools:
-// such a thread simply gets no reuse for this pool.
-ThreadEntry* entry_for(std::uint64_t pool_id) noexcept {
-  ThreadEntry* spare = nullptr;
-  for (ThreadEntry& e : t_entries) {
-    if (e.pool_id == pool_id) return &e;
-    if (spare == nullptr && e.held == nullptr) spare = &e;
-  }
-  if (spare != nullptr) *spare = ThreadEntry{pool_id, nullptr, nullptr};
-  return spare;
-}
+using std::chrono::nanoseconds;
+constexpr unsigned kRefBits = LeaseShare::kShareRefBits;
+constexpr std::uint64_t kRefMask = LeaseShare::kShareRefMask;
 
 // d in nanoseconds, saturated: milliseconds::max() (or anything past the
 // ~292 years nanoseconds hold) becomes nanoseconds::max(), "forever".
@@ -93,6 +52,12 @@ void wait_for_releaser(Slot* slot) noexcept {
 
 }  // namespace
 
+std::uint64_t new_thread_token() noexcept { return g_next_thread_token.fetch_add(1, kRelaxed); }
+
+std::uint64_t new_os_thread_id() noexcept {
+  return static_cast<std::uint64_t>(::syscall(SYS_gettid));
+}
+
 std::uint64_t thread_checkouts() noexcept { return t_checkouts; }
 
 std::uint64_t current_os_thread_id() noexcept { return os_thread_id(); }
@@ -108,9 +73,8 @@ std::optional<Lease> PoolCore::try_acquire(const source_location& site,
   return Lease(LeaseKey(), this, slot, slot, &slot->conn->session(), site, reused);
 }
 
-Slot* PoolCore::try_share(const source_location& site, std::uint64_t token) noexcept {
-  ThreadEntry* entry = find_entry(id_);
-  if (entry == nullptr || entry->held == nullptr) return nullptr;
+Slot* PoolCore::try_share(ThreadEntry* entry, const source_location& site,
+                          std::uint64_t token) noexcept {
   Slot* slot = entry->held;
   std::uint64_t word = slot->share.load(kRelaxed);
   for (;;) {
@@ -135,9 +99,10 @@ Slot* PoolCore::try_share(const source_location& site, std::uint64_t token) noex
 
 Slot* PoolCore::checkout(const source_location& site, nanoseconds timeout, bool share,
                          bool throw_on_timeout, bool* reused) {
+  ThreadEntry* entry = entry_for(id_);
   const std::uint64_t token = thread_token();
-  if (share) {
-    if (Slot* slot = try_share(site, token)) {
+  if (share && entry != nullptr && entry->held != nullptr) {
+    if (Slot* slot = try_share(entry, site, token)) {
       *reused = true;
       return slot;
     }
@@ -145,58 +110,63 @@ Slot* PoolCore::checkout(const source_location& site, nanoseconds timeout, bool 
   // Read once on the fast path: the start of the acquire and the time of the
   // checkout are the same instant there.
   const std::int64_t start = now_ns();
-  Deadline deadline = 0;  // computed when first needed
-  auto deadline_now = [&] {
-    if (deadline == 0) deadline = deadline_after(timeout);
-    return deadline;
-  };
-
-  Slot* slot = nullptr;
-  nanoseconds waited{0};
-  std::int64_t now = start;
+  Claimed claimed{nullptr, start, nanoseconds(0)};
   // Waiters do not stop an arrival from taking an idle connection (that
   // would make every return a context switch: a convoy), unless the first
   // of them has waited past the starvation bound (see pool_core.h).
   if (!closed_.load(kRelaxed) && !starving(start)) {
-    const ThreadEntry* entry = find_entry(id_);
-    Slot* hint = entry != nullptr ? entry->hint : nullptr;
-    while ((slot = try_claim_idle(hint)) != nullptr) {
-      wait_for_releaser(slot);
-      if (make_ready(slot, now, deadline_now)) break;
-      recycle(slot, site);
-      hint = nullptr;
-      now = now_ns();
-    }
+    claimed.slot = try_claim_idle(entry != nullptr ? entry->hint : nullptr);
+    if (claimed.slot != nullptr) wait_for_releaser(claimed.slot);
   }
-  while (slot == nullptr) {
-    const SlowResult r = checkout_slow(site, timeout, deadline_now(), throw_on_timeout);
-    waited += r.waited;
-    if (r.slot == nullptr) return nullptr;
-    now = now_ns();
-    wait_for_releaser(r.slot);
-    if (r.fresh) {
-      report_connect(r.slot, site);
-      slot = r.slot;
-    } else if (make_ready(r.slot, now, deadline_now)) {
-      slot = r.slot;
-    } else {
-      recycle(r.slot, site);
-    }
+  if (claimed.slot == nullptr || !ready_as_is(claimed.slot, start)) {
+    claimed = checkout_rest(site, timeout, throw_on_timeout, claimed.slot, start);
+    if (claimed.slot == nullptr) return nullptr;
   }
-  if (now == start && deadline != 0) now = now_ns();  // a validation took time
-  publish_checkout(slot, site, share, token, now);
+  Slot* slot = claimed.slot;
+  publish_checkout(slot, site, share, token, claimed.now, entry);
   notify(&ObserverRegistry::List::checkout, &PoolObserver::on_checkout, [&] {
-    return CheckoutEvent{config_.name, slot->connection_id.load(kRelaxed),
-                         slot->index,  slot->checkout_seq.load(kRelaxed) / 2,
-                         site,         os_thread_id(),
-                         waited,       nanoseconds(now_ns() - start),
-                         now};
+    return CheckoutEvent{config_.name,   slot->connection_id.load(kRelaxed),
+                         slot->index,    slot->checkout_seq.load(kRelaxed) / 2,
+                         site,           os_thread_id(),
+                         claimed.waited, nanoseconds(now_ns() - start),
+                         claimed.now};
   });
   return slot;
 }
 
+PoolCore::Claimed PoolCore::checkout_rest(const source_location& site, nanoseconds timeout,
+                                          bool throw_on_timeout, Slot* unfit, std::int64_t start) {
+  const Deadline deadline = deadline_after(timeout);
+  std::int64_t now = start;
+  // A connection claimed but expired or in need of validation.
+  for (Slot* slot = unfit; slot != nullptr; slot = try_claim_idle(nullptr)) {
+    if (slot != unfit) wait_for_releaser(slot);
+    if (make_ready(slot, now, deadline)) return {slot, now_ns(), nanoseconds(0)};
+    recycle(slot, site);
+    now = now_ns();
+    if (closed_.load(kRelaxed) || starving(now)) break;
+  }
+  nanoseconds waited{0};
+  for (;;) {
+    const SlowResult r = checkout_slow(site, timeout, deadline, throw_on_timeout);
+    waited += r.waited;
+    if (r.slot == nullptr) return {nullptr, 0, waited};
+    now = now_ns();
+    wait_for_releaser(r.slot);
+    if (r.fresh) {
+      report_connect(r.slot, site);
+      return {r.slot, now, waited};
+    }
+    if (ready_as_is(r.slot, now) || make_ready(r.slot, now, deadline)) {
+      return {r.slot, now_ns(), waited};
+    }
+    recycle(r.slot, site);
+  }
+}
+
 void PoolCore::publish_checkout(Slot* slot, const source_location& site, bool share,
-                                std::uint64_t token, std::int64_t now) noexcept {
+                                std::uint64_t token, std::int64_t now,
+                                ThreadEntry* entry) noexcept {
   slot->reuses_at_checkout = slot->reuses.load(kRelaxed);
   slot->share.store(((share ? token : 0) << kRefBits) | 1, std::memory_order_release);
   // Publish the lease record (a seqlock write, see slot.h).
@@ -207,7 +177,7 @@ void PoolCore::publish_checkout(Slot* slot, const source_location& site, bool sh
   slot->site.store(site, kRelaxed);
   slot->thread.store(os_thread_id(), kRelaxed);
   slot->checkout_seq.store(seq + 2, std::memory_order_release);
-  if (ThreadEntry* entry = entry_for(id_); entry != nullptr) {
+  if (entry != nullptr) {
     entry->hint = slot;
     if (share) entry->held = slot;
   }
@@ -261,8 +231,7 @@ Slot* PoolCore::try_claim_idle(Slot* hint) noexcept {
   return nullptr;
 }
 
-template <class DeadlineFn>
-bool PoolCore::make_ready(Slot* slot, std::int64_t now, DeadlineFn&& deadline) {
+bool PoolCore::make_ready(Slot* slot, std::int64_t now, Deadline deadline) {
   std::optional<CloseReason> reason;
   if (now >= slot->expires_ns.load(kRelaxed)) {
     reason = CloseReason::kMaxLifetime;
@@ -270,7 +239,7 @@ bool PoolCore::make_ready(Slot* slot, std::int64_t now, DeadlineFn&& deadline) {
     const std::int64_t last_used = slot->last_used_ns.load(kRelaxed);
     if ((now - last_used > validation_interval_ns_ ||
          last_used <= suspect_before_ns_.load(kRelaxed)) &&
-        !slot->conn->validate(config_.validation_query, deadline())) {
+        !slot->conn->validate(config_.validation_query, deadline)) {
       reason = CloseReason::kValidationFailed;
       suspect_idle_connections(now);
     }
@@ -299,149 +268,6 @@ void PoolCore::suspect_idle_connections(std::int64_t now) noexcept {
   std::int64_t seen = suspect_before_ns_.load(kRelaxed);
   while (seen < now && !suspect_before_ns_.compare_exchange_weak(seen, now, kRelaxed)) {
   }
-}
-
-void PoolCore::release_ref(Slot* slot) noexcept {
-  if (((slot->share.fetch_sub(1, std::memory_order_acq_rel)) & kRefMask) == 1) checkin(slot);
-}
-
-void PoolCore::checkin(Slot* slot) noexcept {
-  const std::int64_t now = now_ns();
-  slot->share.store(0, kRelaxed);
-  if (ThreadEntry* e = find_entry(id_); e != nullptr && e->held == slot) e->held = nullptr;
-
-  const std::int64_t checked_out = slot->checkout_ns.load(kRelaxed);
-  slot->checkout_ns.store(0, kRelaxed);  // no lease record until the next checkout
-  notify(&ObserverRegistry::List::checkin, &PoolObserver::on_checkin, [&] {
-    return CheckinEvent{config_.name,
-                        slot->connection_id.load(kRelaxed),
-                        slot->index,
-                        slot->checkout_seq.load(kRelaxed) / 2,
-                        slot->site.load(kRelaxed),
-                        slot->thread.load(kRelaxed),
-                        nanoseconds(now - checked_out),
-                        now,
-                        slot->reuses.load(kRelaxed) - slot->reuses_at_checkout};
-  });
-
-  std::optional<CloseReason> reason;
-  if (slot->invalidated.load(kRelaxed)) {
-    reason = CloseReason::kBroken;
-  } else {
-    reason = reset(slot);
-  }
-  if (reason == CloseReason::kBroken) suspect_idle_connections(now);
-  if (!reason && now >= slot->expires_ns.load(kRelaxed)) reason = CloseReason::kMaxLifetime;
-  if (!reason && should_shrink()) reason = CloseReason::kOverflow;
-  if (reason) {
-    discard(slot, *reason);
-    return;
-  }
-  slot->last_used_ns.store(now, kRelaxed);
-  make_idle(slot);
-}
-
-std::optional<CloseReason> PoolCore::reset(Slot* slot) noexcept {
-  Connection& conn = *slot->conn;
-  if (conn.broken()) return CloseReason::kBroken;
-  if (config_.reset_on_return == ResetOnReturn::kRollback && conn.in_transaction()) {
-    rollbacks_.fetch_add(1, kRelaxed);
-    try {
-      conn.rollback();
-    } catch (...) {
-      return CloseReason::kBroken;
-    }
-    if (conn.in_transaction() || conn.broken()) return CloseReason::kBroken;
-  }
-  return std::nullopt;
-}
-
-// QueuePool: an overflow connection is closed when it comes back to a pool
-// that already holds pool_size idle ones (and nobody is waiting for it).
-// The scan stops as soon as the answer is known: at pool_size idle slots, or
-// when too few slots are left to reach that many.
-bool PoolCore::should_shrink() const noexcept {
-  const std::size_t keep = config_.pool_size;
-  if (open_count_.load(kRelaxed) <= keep || waiters_.load(kRelaxed) != 0) return false;
-  std::size_t idle = 0;
-  for (std::size_t i = 0; idle + (max_ - i) >= keep; ++i) {
-    if (slots_[i].state.load(kRelaxed) == SlotState::kIdle && ++idle == keep) return true;
-  }
-  return false;
-}
-
-void PoolCore::make_idle(Slot* slot) noexcept {
-  // From before the slot is idle until this thread stops touching the pool:
-  // shutdown() and the slot's next claimer wait for it (slot.h).
-  slot->releasing.store(true, kRelaxed);
-  slot->state.store(SlotState::kIdle, kSeqCst);
-  if (waiters_.load(kSeqCst) == 0 && !closed_.load(kSeqCst)) {
-    slot->releasing.store(false, std::memory_order_release);
-    return;
-  }
-  after_idle_slow(slot);
-}
-
-void PoolCore::after_idle_slow(Slot* slot) noexcept {
-  if (!closed_.load(kSeqCst) && !starving(now_ns()) && wake_pending_.load(kSeqCst)) {
-    // A waiter already woken will look for this connection (or an arrival
-    // takes it): nothing to do, and no lock taken.
-    slot->releasing.store(false, std::memory_order_release);
-    return;
-  }
-  {
-    MutexLock lock(mu_);
-    if (!closed_.load(kRelaxed)) {
-      if (starving(now_ns())) {
-        dispatch_locked();  // first come, first served: hand it to the first waiter
-      } else {
-        wake_first_locked();  // it competes for it with arrivals
-      }
-      slot->releasing.store(false, std::memory_order_release);
-      return;
-    }
-    // The pool has closed: close the connection rather than leave it idle,
-    // unless shutdown() (which counts the slot) took it first.
-    SlotState expected = SlotState::kIdle;
-    const bool ours = slot->state.compare_exchange_strong(expected, SlotState::kClosing, kSeqCst);
-    // Cleared before anything that may free the pool. If the slot is ours,
-    // it keeps the pool alive until discard() empties it.
-    slot->releasing.store(false, std::memory_order_release);
-    if (!ours) return;
-  }
-  discard(slot, CloseReason::kShutdown);
-}
-
-void PoolCore::close_connection(Slot* slot, CloseReason reason) noexcept {
-  const nanoseconds age(now_ns() - slot->created_ns);
-  const std::uint64_t id = slot->connection_id.load(kRelaxed);
-  slot->conn.reset();  // a Connection never throws from its destructor
-  closed_by_[static_cast<std::size_t>(reason)].fetch_add(1, kRelaxed);
-  notify(&ObserverRegistry::List::close, &PoolObserver::on_close, [&] {
-    return CloseEvent{config_.name, id, reason, age};
-  });
-}
-
-bool PoolCore::make_empty_locked(Slot* slot) {
-  slot->state.store(SlotState::kEmpty, std::memory_order_release);
-  open_count_.fetch_sub(1, kRelaxed);
-  if (orphaned_) return --outstanding_ == 0;
-  if (!closed_.load(kRelaxed)) dispatch_locked();  // the freed capacity may serve a waiter
-  return false;
-}
-
-void PoolCore::give_back_empty(Slot* slot) noexcept {
-  bool remove_core = false;
-  {
-    MutexLock lock(mu_);
-    remove_core = make_empty_locked(slot);
-  }
-  if (remove_core) delete this;
-}
-
-void PoolCore::discard(Slot* slot, CloseReason reason) noexcept {
-  close_connection(slot, reason);
-  give_back_empty(slot);
 }
 
 }  // namespace poolscope::detail

@@ -54,6 +54,8 @@
 
 namespace poolscope::detail {
 
+struct ThreadEntry;
+
 inline constexpr auto kRelaxed = std::memory_order_relaxed;
 inline constexpr auto kSeqCst = std::memory_order_seq_cst;
 
@@ -159,16 +161,35 @@ class PoolCore {
   // shared one.
   Slot* checkout(const source_location& site, std::chrono::nanoseconds timeout, bool share,
                  bool throw_on_timeout, bool* reused);
-  Slot* try_share(const source_location& site, std::uint64_t token) noexcept;
+  Slot* try_share(ThreadEntry* entry, const source_location& site, std::uint64_t token) noexcept;
+  // A claimed slot and when, after any wait.
+  struct Claimed {
+    Slot* slot;
+    std::int64_t now;
+    std::chrono::nanoseconds waited;
+  };
+  // All but the fast path: validating or replacing what was claimed (unfit,
+  // or null), more idle slots, then the wait. Null slot: timed out.
+  Claimed checkout_rest(const source_location& site, std::chrono::nanoseconds timeout,
+                        bool throw_on_timeout, Slot* unfit, std::int64_t start);
+  // True when a claimed slot may be handed out without a look: not expired,
+  // and validation not due (used within validation_interval, and not before
+  // the last disconnect seen).
+  bool ready_as_is(const Slot* slot, std::int64_t now) const noexcept {
+    if (now >= slot->expires_ns.load(kRelaxed)) return false;
+    if (!config_.validate_on_checkout) return true;
+    const std::int64_t last_used = slot->last_used_ns.load(kRelaxed);
+    return now - last_used <= validation_interval_ns_ &&
+           last_used > suspect_before_ns_.load(kRelaxed);
+  }
   Slot* try_claim_idle(Slot* hint) noexcept;
   // Makes a claimed idle slot fit to hand out: false when its connection was
   // expired or dead and has been closed (the slot stays ours, empty of a
   // connection, for recycle()).
-  // deadline() gives the caller's deadline, for a validation's wait.
-  template <class DeadlineFn>
-  bool make_ready(Slot* slot, std::int64_t now, DeadlineFn&& deadline);
+  // deadline bounds a validation's wait.
+  bool make_ready(Slot* slot, std::int64_t now, Deadline deadline);
   void publish_checkout(Slot* slot, const source_location& site, bool share, std::uint64_t token,
-                        std::int64_t now) noexcept;
+                        std::int64_t now, ThreadEntry* entry) noexcept;
 
   // Return (pool_core.cc).
   void checkin(Slot* slot) noexcept;

@@ -42,6 +42,19 @@ class PostgresConnection final : public Connection {
     return status == PQTRANS_ACTIVE || status == PQTRANS_UNKNOWN;
   }
 
+  State state() const noexcept override {
+    if (poisoned_ || PQstatus(conn_) != CONNECTION_OK) return State::kBroken;
+    switch (PQtransactionStatus(conn_)) {
+      case PQTRANS_IDLE:
+        return State::kReady;
+      case PQTRANS_INTRANS:
+      case PQTRANS_INERROR:
+        return State::kInTransaction;
+      default:  // ACTIVE: a command still running; UNKNOWN: the connection is bad
+        return State::kBroken;
+    }
+  }
+
   bool validate(std::string_view query, std::int64_t deadline_ns) noexcept override {
     if (broken()) return false;
     // First what the server sent while the connection sat idle: a notice, or

@@ -26,6 +26,10 @@ class SqliteConnection final : public Connection {
 
   bool broken() const noexcept override { return false; }
 
+  State state() const noexcept override {
+    return in_transaction() ? State::kInTransaction : State::kReady;
+  }
+
   // SQLite runs in this process: a query cannot hang on a server, only wait
   // on a lock for the busy timeout.
   bool validate(std::string_view query, std::int64_t /*deadline_ns*/) noexcept override {
