@@ -3,11 +3,14 @@
 // The body after "postgresql://" is either libpq keyword=value text (SOCI's
 // form) or the rest of a libpq URI. Both readings are asked of libpq; the one
 // that stands is the one libpq accepts under poolscope's stricter URI rules
-// (no raw space, '#', or '@' past the user info), a URI when both stand,
-// unless only the other reading has a password. Everything after that comes
-// from libpq's options: the connect string (every value single-quoted), the
-// secrets to hide (the options libpq marks "*"), and the redacted form,
-// rebuilt with the secrets as "***" so no text of the input is echoed.
+// (no raw space, control character or '#', no '@' past the user info, no '='
+// in a host name), a URI when both stand unless only the keyword=value one has
+// a password; two readings with different passwords are refused. Everything
+// after that comes from libpq's options: the connect string (every value
+// single-quoted), the secrets to hide (the options libpq marks "*"), and the
+// redacted form, rebuilt with the secrets as "***" so no text of the input is
+// echoed. A keyword=value value that the URI reading would take for a password
+// (user=x:secret@db sslmode=require) is hidden too, found by where it lies.
 // Pure functions: safe from any thread (PQconninfoParse is thread-safe).
 
 #if POOLSCOPE_WITH_POSTGRESQL
@@ -253,8 +256,9 @@ ParsedUrl parse_postgresql(std::string_view scheme, std::string_view body, std::
   validate(choice.reading);
   ParsedUrl parsed;
   parsed.params = choice.reading.options;
-  for (const std::string& secret : choice.reading.secrets())
+  for (const std::string& secret : choice.reading.secrets()) {
     add_secret_forms(secret, &parsed.secrets);
+  }
   if (choice.form == Form::kUri) {
     parsed.redacted = std::string(scheme) + "://" + uri_text(choice.reading.options);
     return parsed;
