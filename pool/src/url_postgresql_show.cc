@@ -18,7 +18,11 @@ std::string shown_value(const std::string& key, const std::string& value, bool h
   const bool plain = !value.empty() && std::none_of(value.begin(), value.end(), [](char c) {
     return is_space(c) || c == '\'' || c == '\\';
   });
-  return plain ? value : "'" + libpq_escape(value) + "'";
+  if (plain) return value;
+  std::string out(1, '\'');  // appended: GCC 12 -O3 misreads "'" + s as overlapping
+  out += libpq_escape(value);
+  out += '\'';
+  return out;
 }
 
 std::string netloc_text(const UrlParams& options) {
@@ -32,9 +36,14 @@ std::string netloc_text(const UrlParams& options) {
   for (std::size_t i = 0; i < hosts.size(); ++i) {
     if (i != 0) out += ',';
     const std::string& h = hosts[i];
-    out +=
-        h.find(':') != std::string::npos ? "[" + percent_encode(h, ":") + "]" : percent_encode(h);
-    if (i < ports.size() && !ports[i].empty()) out += ":" + percent_encode(ports[i]);
+    const bool ipv6 = h.find(':') != std::string::npos;
+    if (ipv6) out += '[';
+    out += percent_encode(h, ipv6 ? ":" : "");
+    if (ipv6) out += ']';
+    if (i < ports.size() && !ports[i].empty()) {
+      out += ':';
+      out += percent_encode(ports[i]);
+    }
   }
   return out;
 }
@@ -78,7 +87,10 @@ std::string keyword_value_text(const UrlParams& options, const std::vector<std::
   std::string out;
   auto add = [&](const std::string& k, const std::string& v) {
     const bool hide = hide_all || std::find(hidden.begin(), hidden.end(), k) != hidden.end();
-    out += (out.empty() ? "" : " ") + k + "=" + shown_value(k, v, hide);
+    if (!out.empty()) out += ' ';
+    out += k;
+    out += '=';
+    out += shown_value(k, v, hide);
   };
   for (std::string_view key : kFirst) {
     if (const std::string* v = find_option(options, key)) add(std::string(key), *v);
@@ -96,12 +108,17 @@ std::string uri_text(const UrlParams& options) {
   std::string out;
   if (user || password_in_userinfo) {
     if (user) out += percent_encode(*user);
-    if (password_in_userinfo) out += ":" + std::string(kMask);
+    if (password_in_userinfo) {
+      out += ':';
+      out += kMask;
+    }
     out += '@';
   }
   out += netloc_text(options);
-  if (const std::string* dbname = find_option(options, "dbname"))
-    out += "/" + percent_encode(*dbname);
+  if (const std::string* dbname = find_option(options, "dbname")) {
+    out += '/';
+    out += percent_encode(*dbname);
+  }
   char separator = '?';
   for (const auto& [k, v] : options) {
     if (k == "user" || k == "host" || k == "port" || k == "dbname" ||

@@ -138,8 +138,10 @@ TEST_F(UrlConnectTest, ConnectsWithAzureUserAndPasswordInTheQuery) {
 TEST_F(UrlConnectTest, ConnectsWithAQuotedPasswordInSociForm) {
   const auto& s = pg_server();
   std::string escaped;
-  for (char c : password())
-    escaped += (c == '\'' || c == '\\') ? "\\" + std::string(1, c) : std::string(1, c);
+  for (char c : password()) {
+    if (c == '\'' || c == '\\') escaped += '\\';
+    escaped += c;
+  }
   expect_connects("postgresql://host=" + s.host + " port=" + s.port + " dbname=" + dbname() +
                   " user=" + user() + " password='" + escaped + "' sslmode=disable");
 }
@@ -149,7 +151,7 @@ TEST_F(UrlConnectTest, ConnectsWithAnEscapedPasswordEndingInABackslash) {
   // into the password and the connect_timeout was lost.
   const auto& s = pg_server();
   std::string escaped;
-  for (char c : password()) escaped += "\\" + std::string(1, c);
+  for (char c : password()) escaped += {'\\', c};
   expect_connects("postgresql://host=" + s.host + "\tport=" + s.port + " dbname=" + dbname() +
                   " user=" + user() + " sslmode=disable password=" + escaped + "\\");
 }
