@@ -20,6 +20,7 @@
 //    or it is the scheme or one of poolscope's own words ("sqlite3").
 // A violation prints the input and the texts, and aborts (libFuzzer keeps
 // the input). Stats go to stderr at exit when POOLSCOPE_FUZZ_STATS is set.
+// Single-threaded, as libFuzzer and replay_main.cc call it.
 
 #include <libpq-fe.h>
 

@@ -32,6 +32,11 @@ enum class Backend { kSqlite, kPostgreSQL };
 // "sqlite" or "postgresql": the backend label used in messages and metrics.
 std::string_view to_string(Backend backend) noexcept;
 
+// A connection URL as its backend reads it: what SOCI is handed, which
+// parameters it sets, the secrets it holds, and the one form of it that may
+// be shown. Built only by parse(); copyable.
+// The class is immutable: no concurrent call to any API of this type causes
+// a data race.
 class ConnectionUrl {
  public:
   // Parses url. Throws BadUrl saying what is wrong and where (a position or a
