@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "clock.h"
 #include "pool_core.h"
@@ -25,21 +26,19 @@ namespace {
 // PoolConfig::validate() bounds the durations passed this way.
 long long whole_seconds_up(std::chrono::milliseconds d) { return (d.count() + 999) / 1000; }
 
-// The URL's connect string plus the pool's defaults for what it leaves out.
+// The URL's connect string plus the pool's defaults for what it leaves out,
+// every value quoted by the URL's backend so none can run into another.
 std::string effective_connect_string(const ConnectionUrl& url, const PoolConfig& config) {
-  std::string s = url.connect_string();
+  std::vector<std::pair<std::string, std::string>> defaults;
   if (url.backend() == Backend::kPostgreSQL) {
-    if (!url.has_parameter("connect_timeout")) {
-      s += " connect_timeout=" + std::to_string(whole_seconds_up(config.connect_timeout));
-    }
+    defaults.emplace_back("connect_timeout",
+                          std::to_string(whole_seconds_up(config.connect_timeout)));
     // Shown in pg_stat_activity unless the URL names the application itself.
-    if (!url.has_parameter("fallback_application_name")) {
-      s += " fallback_application_name='poolscope:" + config.name + "'";
-    }
-  } else if (!url.has_parameter("timeout")) {
-    s += " timeout=" + std::to_string(whole_seconds_up(config.sqlite_busy_timeout));
+    defaults.emplace_back("fallback_application_name", "poolscope:" + config.name);
+  } else {
+    defaults.emplace_back("timeout", std::to_string(whole_seconds_up(config.sqlite_busy_timeout)));
   }
-  return s;
+  return url.connect_string_with(defaults);
 }
 
 std::int64_t saturating_count(std::chrono::milliseconds d) noexcept {
