@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <mutex>
 #include <utility>
 
 #include "poolscope/base/log_text.h"
@@ -38,9 +39,19 @@ struct ConnectStack {
 };
 thread_local ConnectStack t_connect_stack;
 
-// Whether a frame without file:line has been printed in this process: the
-// line saying how to get them is logged once.
-std::atomic<bool> g_debug_info_hint{false};
+// Whether `logger` has been told how to get file:line (true the first time
+// it asks): each log says it once, however many tracers write to it.
+bool first_hint_for(const std::shared_ptr<spdlog::logger>& logger) {
+  static std::mutex mu;
+  static auto* const told = new std::vector<std::weak_ptr<spdlog::logger>>;  // never destroyed
+  std::lock_guard lock(mu);
+  std::erase_if(*told, [](const auto& w) { return w.expired(); });
+  for (const std::weak_ptr<spdlog::logger>& w : *told) {
+    if (!w.owner_before(logger) && !logger.owner_before(w)) return false;
+  }
+  told->push_back(logger);
+  return true;
+}
 
 }  // namespace
 
@@ -72,7 +83,7 @@ std::string PoolTracer::called_from(const source_location& site, const StackTrac
       out += " <- " + caller.format();
       symbols_only |= !caller.has_line();
     }
-    if (symbols_only && !g_debug_info_hint.exchange(true, std::memory_order_relaxed)) {
+    if (symbols_only && first_hint_for(state_->logger_ptr())) {
       state_->logger().info(
           "poolscope: caller frames show function+offset, not file:line, because the binary has "
           "no debug information; compile with -g1 (line tables only: no run-time cost) to get "

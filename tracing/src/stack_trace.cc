@@ -151,10 +151,13 @@ StackFrame name_from_symbols(std::uintptr_t pc) {
   return f;
 }
 
-// Frames of the pool and the tracer themselves, between capture and the site.
+// Frames of the pool and the tracer themselves, between capture and the
+// site: their classes and private namespaces only (code of the caches, or of
+// an application in a poolscope namespace, may be the site or its caller).
 bool is_poolscope_frame(const StackFrame& f) {
   for (std::string_view prefix :
-       {"poolscope::Pool::", "poolscope::Lease::", "poolscope::detail::", "poolscope::tracing::"}) {
+       {"poolscope::Pool::", "poolscope::Lease::", "poolscope::detail::",
+        "poolscope::tracing::detail::", "poolscope::tracing::StackTrace::"}) {
     if (f.function.starts_with(prefix)) return true;
   }
   return false;

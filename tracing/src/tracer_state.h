@@ -34,6 +34,7 @@ class TracerState {
 
   const TracerConfig& config() const noexcept { return config_; }
   spdlog::logger& logger() const noexcept { return *logger_; }
+  const std::shared_ptr<spdlog::logger>& logger_ptr() const noexcept { return logger_; }
 
   std::atomic<double> churn_threshold;
 
