@@ -167,12 +167,12 @@ std::uint64_t Tracer::folded_sites() const {
 
 TracerStats Tracer::stats() const { return read_stats(*state_); }
 
-void Tracer::set_churn_threshold(double acquires_per_second) {
-  if (!(acquires_per_second >= 0) || !std::isfinite(acquires_per_second)) {
+void Tracer::set_churn_threshold(double checkouts_per_second) {
+  if (!(checkouts_per_second >= 0) || !std::isfinite(checkouts_per_second)) {
     throw std::invalid_argument("Tracer::set_churn_threshold: must be a finite number >= 0 (got " +
-                                std::to_string(acquires_per_second) + ")");
+                                std::to_string(checkouts_per_second) + ")");
   }
-  state_->churn_threshold.store(acquires_per_second, std::memory_order_relaxed);
+  state_->churn_threshold.store(checkouts_per_second, std::memory_order_relaxed);
 }
 
 double Tracer::churn_threshold() const {

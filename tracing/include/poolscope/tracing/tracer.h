@@ -192,7 +192,7 @@ class Tracer {
 
   // Changes churn_threshold (checkouts per second; zero turns the rate
   // option off again). Churn by shape is unaffected.
-  void set_churn_threshold(double acquires_per_second);
+  void set_churn_threshold(double checkouts_per_second);
   double churn_threshold() const;
 
   const TracerConfig& config() const;
