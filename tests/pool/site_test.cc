@@ -19,7 +19,7 @@ TEST(SiteTest, ShortFunctionNameKeepsTheBareName) {
 
 TEST(SiteTest, FormatSiteReadsLikeTheIncidentLogs) {
   const std::source_location here = std::source_location::current();
-  EXPECT_EQ(format_site(here), "site_test.cc:TestBody():" + std::to_string(here.line()));
+  EXPECT_EQ(format_site(here), "pool/site_test.cc:TestBody():" + std::to_string(here.line()));
   EXPECT_EQ(short_file_name("/src/app/settings.cc"), "settings.cc");
 }
 

@@ -1,11 +1,18 @@
+// The PoolTracer's events: the hot path (checkins) and the session log.
+// Leak scanning is in leak_scan.cc, the pool's life and timeouts in
+// pool_log.cc.
+
 #include "pool_tracer.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
+#include <limits>
+#include <mutex>
 #include <utility>
 
+#include "poolscope/base/log_text.h"
 #include "poolscope/base/site.h"
 #include "tracer_state.h"
 
@@ -32,6 +39,20 @@ struct ConnectStack {
 };
 thread_local ConnectStack t_connect_stack;
 
+// Whether `logger` has been told how to get file:line (true the first time
+// it asks): each log says it once, however many tracers write to it.
+bool first_hint_for(const std::shared_ptr<spdlog::logger>& logger) {
+  static std::mutex mu;
+  static auto* const told = new std::vector<std::weak_ptr<spdlog::logger>>;  // never destroyed
+  std::lock_guard lock(mu);
+  std::erase_if(*told, [](const auto& w) { return w.expired(); });
+  for (const std::weak_ptr<spdlog::logger>& w : *told) {
+    if (!w.owner_before(logger) && !logger.owner_before(w)) return false;
+  }
+  told->push_back(logger);
+  return true;
+}
+
 }  // namespace
 
 PoolTracer::PoolTracer(std::shared_ptr<TracerState> state, Pool& pool)
@@ -41,7 +62,12 @@ PoolTracer::PoolTracer(std::shared_ptr<TracerState> state, Pool& pool)
       slots_(pool.config().pool_size + pool.config().max_overflow),
       stacks_(state_->config().capture_stacks ? new SlotStack[slots_] : nullptr),
       registry_(std::make_shared<SiteRegistry>(state_->config().max_sites)),
+      registry_id_(registry_->id()),
+      churn_loop_(state_->config().churn_loop == 0 ? std::numeric_limits<std::uint64_t>::max()
+                                                   : state_->config().churn_loop),
+      churn_gap_ns_(std::chrono::nanoseconds(state_->config().churn_gap).count()),
       reported_(new std::atomic<std::uint64_t>[slots_]),
+      rare_at_(churn_loop_),
       scanned_(slots_) {
   for (std::size_t i = 0; i < slots_; ++i) reported_[i].store(0, std::memory_order_relaxed);
 }
@@ -52,8 +78,16 @@ std::string PoolTracer::called_from(const source_location& site, const StackTrac
   if (!has_site(site)) return "[Called from: poolscope housekeeping (min_idle)]";
   std::string out = "[Called from: " + format_site(site);
   if (!trace.empty()) {
-    for (const std::string& caller : trace.callers_of(site, state_->config().stack_depth)) {
-      out += " <- " + caller;
+    bool symbols_only = false;
+    for (const StackFrame& caller : trace.callers_of(site, state_->config().stack_depth)) {
+      out += " <- " + caller.format();
+      symbols_only |= !caller.has_line();
+    }
+    if (symbols_only && first_hint_for(state_->logger_ptr())) {
+      state_->logger().info(
+          "poolscope: caller frames show function+offset, not file:line, because the binary has "
+          "no debug information; compile with -g1 (line tables only: no run-time cost) to get "
+          "file:line");
     }
   }
   return out + "]";
@@ -64,7 +98,7 @@ unsigned PoolTracer::events() const {
 }
 
 void PoolTracer::on_connect(const ConnectEvent& e) {
-  if (has_site(e.site)) registry().add_opened(registry().lookup(e.site).index);
+  if (has_site(e.site)) registry().add_opened(registry().index_of(e.site));
   StackTrace trace;
   if (stacks_ != nullptr && has_site(e.site)) {
     trace = StackTrace::capture();
@@ -74,7 +108,7 @@ void PoolTracer::on_connect(const ConnectEvent& e) {
   if (log.should_log(state_->config().session_level)) {
     // Symbolized only here, when the line is written.
     log.log(state_->config().session_level, "Database session created (id={}, pool={}, url={}) {}",
-            e.connection_id, pool_name_, url_, called_from(e.site, trace));
+            e.connection_id, log_text(pool_name_), log_text(url_), called_from(e.site, trace));
   }
 }
 
@@ -83,8 +117,9 @@ void PoolTracer::on_connect_failed(const ConnectFailedEvent& e) {
   if (!log.should_log(spdlog::level::warn)) return;
   const StackTrace trace =
       stacks_ != nullptr && has_site(e.site) ? StackTrace::capture() : StackTrace();
-  log.warn("Database session could not be opened (pool={}, url={}) {}: {}", pool_name_, url_,
-           called_from(e.site, trace), e.error);
+  log.warn("Database session could not be opened (pool={}, url={}, attempt {}) {}: {}",
+           log_text(pool_name_), log_text(url_), e.attempt, called_from(e.site, trace),
+           log_text(e.error));
 }
 
 void PoolTracer::on_checkout(const CheckoutEvent& e) {
@@ -124,106 +159,64 @@ StackTrace PoolTracer::stack(std::uint32_t slot, std::uint64_t checkout) const {
   return StackTrace::from_frames({frames.data(), size});
 }
 
-void PoolTracer::on_reuse(const ReuseEvent& e) { bump(registry().lookup(e.site).counters->reuses); }
+void PoolTracer::on_reuse(const ReuseEvent& e) { bump(registry().counters(e.site).reuses); }
 
+// The hot path: every lease that comes back. The checkout is counted here,
+// with its hold time, by the thread that returns it, and judged by the churn
+// rule (see tracer.h): it continues this thread's loop at the site if it
+// went out before the deadline the thread's previous lease from the site set
+// when it came back (none if that lease served nested acquires).
 void PoolTracer::on_checkin(const CheckinEvent& e) {
-  SiteCounters& c = *registry().lookup(e.site).counters;
-  const auto held = static_cast<std::uint64_t>(std::max<std::int64_t>(e.held.count(), 0));
-  bump(c.acquires);
-  bump(c.hold_ns, held);
-  raise_max(c.max_hold_ns, held);
-  // Only this slot's record: a relaxed load, equal only for a reported lease.
-  if (e.slot < slots_ && reported_[e.slot].load(std::memory_order_relaxed) == e.checkout)
-      [[unlikely]] {
-    lease_returned(e);
+  const SiteCacheEntry* cached = SiteRegistry::cached(registry_id_, e.site);
+  if (cached == nullptr) [[unlikely]] {
+    return checkin_uncached(e);
+  }
+  count_checkin(*cached->counters, e);
+}
+
+inline void PoolTracer::count_checkin(SiteCounters& c, const CheckinEvent& e) {
+  // Signed: a negative hold (clocks of two cores disagreeing) costs the sum a
+  // few nanoseconds and can neither raise the maximum nor continue a loop.
+  const std::int64_t held = e.held.count();
+  bump(c.checkouts);
+  bump(c.hold_ns, static_cast<std::uint64_t>(held));
+  if (held > static_cast<std::int64_t>(c.max_hold_ns.load(std::memory_order_relaxed))) {
+    c.max_hold_ns.store(static_cast<std::uint64_t>(held), std::memory_order_relaxed);
+  }
+  const std::uint64_t run = e.time_ns - held <= c.loop_until_ns ? c.run + 1 : 1;
+  c.run = run;
+  c.loop_until_ns = e.reuses == 0 ? e.time_ns + std::min(held >> 3, churn_gap_ns_)
+                                  : std::numeric_limits<std::int64_t>::min();
+  // One compare for both rare cases: rare_at_ is 0 while a leak is reported.
+  if (run >= rare_at_.load(std::memory_order_relaxed)) [[unlikely]] {
+    return checkin_rare(c, e, run);
   }
 }
 
-void PoolTracer::lease_returned(const CheckinEvent& e) noexcept {
-  std::uint64_t expected = e.checkout;
-  if (!reported_[e.slot].compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
-                                                 std::memory_order_relaxed)) {
-    return;  // the scan logged it
+void PoolTracer::checkin_uncached(const CheckinEvent& e) {
+  count_checkin(registry_->counters(e.site), e);
+}
+
+void PoolTracer::checkin_rare(SiteCounters& c, const CheckinEvent& e, std::uint64_t run) noexcept {
+  const Clock::time_point start = Clock::now();
+  if (run >= churn_loop_) loop_seen(c, e, run);
+  if (leaks_out_.load(std::memory_order_relaxed) != 0) lease_returned(e);
+  // The time spent here (a loop noted, a return logged) is the tracer's,
+  // not the loop's: it does not count against the next checkout's gap.
+  if (c.loop_until_ns != std::numeric_limits<std::int64_t>::min()) {
+    c.loop_until_ns += std::chrono::nanoseconds(Clock::now() - start).count();
   }
-  state_->leaks_returned.fetch_add(1, std::memory_order_relaxed);
+}
+
+void PoolTracer::loop_seen(SiteCounters& c, const CheckinEvent& e, std::uint64_t run) noexcept {
+  c.last_loop.store(run, std::memory_order_relaxed);
+  raise_max(c.longest_loop, run);
+  if (run != churn_loop_) return;  // a loop already counted, going on
+  bump(c.loops);
   try {
-    state_->logger().info(
-        "Previously reported leaked lease was returned: pool={}, site {}, held for {}", pool_name_,
-        format_site(e.site), duration_text(e.held));
+    registry_->note_loop(e.site, e.thread, stack(e.slot, e.checkout));
   } catch (...) {
-    // A log line that cannot be written is dropped, nothing else.
-  }
-}
-
-std::string PoolTracer::leak_text(const LeaseInfo& lease,
-                                  std::chrono::nanoseconds threshold) const {
-  std::string text = "Possible session leak: connection " + std::to_string(lease.connection_id) +
-                     " (pool=" + pool_name_ + ") held for " + duration_text(lease.held) + " by " +
-                     format_site(lease.site) + " on thread " + std::to_string(lease.thread);
-  if (std::string name = thread_name(lease.thread); !name.empty()) text += " (" + name + ")";
-  text += ", past leak_threshold " + duration_text(threshold);
-  const StackTrace stack = this->stack(lease.slot, lease.checkout);
-  for (const std::string& caller : stack.callers_of(lease.site, state_->config().stack_depth)) {
-    text += "\n    called from " + caller;
-  }
-  return text;
-}
-
-void PoolTracer::scan_leaks(std::span<const LeaseInfo> leases,
-                            std::chrono::nanoseconds threshold) noexcept {
-  poolscope::detail::MutexLock lock(scan_mu_);
-  spdlog::logger& log = state_->logger();
-
-  // Reported leases no longer out: log the return their checkin did not.
-  for (std::size_t slot = 0; slot < slots_; ++slot) {
-    Reported& r = scanned_[slot];
-    if (r.checkout == 0) continue;
-    const auto out = std::find_if(leases.begin(), leases.end(), [&](const LeaseInfo& l) {
-      return l.slot == slot && l.checkout == r.checkout;
-    });
-    if (out != leases.end()) {
-      r.held = out->held;
-      continue;
-    }
-    const Reported back = std::exchange(r, Reported{});
-    std::uint64_t expected = back.checkout;
-    if (!reported_[slot].compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
-                                                 std::memory_order_relaxed)) {
-      continue;  // its checkin logged it
-    }
-    state_->leaks_returned.fetch_add(1, std::memory_order_relaxed);
-    try {
-      log.info(
-          "Previously reported leaked lease was returned: pool={}, site {}, held for more than {}",
-          pool_name_, format_site(back.site), duration_text(back.held));
-    } catch (...) {
-    }
-  }
-
-  // Leases past the threshold not reported yet.
-  for (const LeaseInfo& lease : leases) {  // longest held first
-    if (lease.held < threshold) break;
-    if (lease.slot >= slots_ || scanned_[lease.slot].checkout == lease.checkout) continue;
-    std::string text;
-    std::uint32_t site = 0;
-    try {
-      text = leak_text(lease, threshold);
-      site = registry().index_of(lease.site);
-    } catch (...) {
-      continue;  // nothing recorded: the next scan tries again
-    }
-    // Recorded and counted before the line is written, so a reader who sees
-    // the line sees the counts; a checkin meanwhile sees kPending and leaves
-    // the return to the next scan.
-    reported_[lease.slot].store(lease.checkout | kPending, std::memory_order_relaxed);
-    scanned_[lease.slot] = Reported{lease.checkout, lease.site, lease.held};
-    registry().add_leak(site);
-    state_->leaks_reported.fetch_add(1, std::memory_order_relaxed);
-    try {
-      log.warn("{}", text);
-    } catch (...) {
-    }
-    reported_[lease.slot].store(lease.checkout, std::memory_order_release);
+    // Out of memory: the report goes without this loop's details.
   }
 }
 
@@ -232,32 +225,7 @@ void PoolTracer::on_close(const CloseEvent& e) {
   if (log.should_log(state_->config().session_level)) {
     log.log(state_->config().session_level,
             "Database session closed (id={}, pool={}, reason={}, age={})", e.connection_id,
-            pool_name_, to_string(e.reason), duration_text(e.age));
-  }
-}
-
-void PoolTracer::on_timeout(const TimeoutEvent& e) {
-  registry().add_timeout(registry().lookup(e.site).index);
-  state_->logger().warn("Checkout timed out after {} (pool={}) [Called from: {}]",
-                        duration_text(e.waited), pool_name_, format_site(e.site));
-}
-
-void PoolTracer::on_shutdown(const ShutdownEvent& e) {
-  // First, so the pool is forgotten whatever happens below: a scan must
-  // never reach a destroyed pool.
-  state_->pool_closed(this);
-  if (e.leases.empty()) return;
-  try {
-    std::string text = "Pool " + pool_name_ + " destroyed with " + std::to_string(e.leases.size()) +
-                       (e.leases.size() == 1 ? " lease" : " leases") + " still out:";
-    for (const LeaseInfo& lease : e.leases) {
-      text += "\n    connection " + std::to_string(lease.connection_id) + " held for " +
-              duration_text(lease.held) + " by " + format_site(lease.site) + " on thread " +
-              std::to_string(lease.thread);
-    }
-    state_->logger().warn("{}", text);
-  } catch (...) {
-    // The report is lost, nothing else.
+            log_text(pool_name_), to_string(e.reason), duration_text(e.age));
   }
 }
 

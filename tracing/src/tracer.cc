@@ -4,113 +4,23 @@
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
-#include <deque>
-#include <exception>
 #include <map>
-#include <mutex>
-#include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
+#include "detection.h"
 #include "pool_tracer.h"
 #include "poolscope/base/config_check.h"
-#include "poolscope/pool/errors.h"
+#include "poolscope/base/periodic_worker.h"
 #include "tracer_state.h"
 
 namespace poolscope::tracing {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 [[noreturn]] void invalid(std::string_view field, std::string_view rule, const std::string& got) {
   poolscope::detail::invalid_field("TracerConfig", field, rule, got);
 }
-
-// Samples every site's acquire count each tick and warns, at most once per
-// window, about a site whose rate over the window passes the threshold.
-// Pools are told apart by their registry's id, which is never reused (a pool
-// attached later at the same address starts afresh). Runs on the tracer's
-// thread only.
-class ChurnDetector {
- public:
-  explicit ChurnDetector(detail::TracerState& state) : state_(state) {}
-
-  void tick() {
-    const double threshold = state_.churn_threshold.load(std::memory_order_relaxed);
-    const auto window = std::chrono::duration_cast<Clock::duration>(state_.config().churn_window);
-    const Clock::time_point now = Clock::now();
-    const std::vector<std::shared_ptr<detail::PoolTracer>> pools = state_.pools();
-    // Forget pools that went away.
-    std::erase_if(pools_, [&](const auto& entry) {
-      return std::none_of(pools.begin(), pools.end(),
-                          [&](const auto& p) { return p->registry().id() == entry.first; });
-    });
-    for (const std::shared_ptr<detail::PoolTracer>& pool : pools) {
-      detail::SiteRegistry& registry = pool->registry();
-      const std::vector<std::uint64_t> acquires = registry.acquires();  // named sites, then "other"
-      PoolSamples& samples = pools_[registry.id()];
-      const std::size_t named = acquires.size() - 1;
-      if (samples.named.size() < named) samples.named.resize(named);
-      for (std::size_t i = 0; i <= named; ++i) {
-        const auto index = static_cast<std::uint32_t>(i < named ? i : registry.max_sites());
-        Site& site = i < named ? samples.named[i] : samples.other;
-        if (const std::optional<double> rate = site.sample(now, acquires[i], window, threshold)) {
-          warn(*pool, index, *rate,
-               std::chrono::duration<double>(now - site.samples.front().time).count(), threshold);
-        }
-      }
-    }
-  }
-
- private:
-  struct Sample {
-    Clock::time_point time;
-    std::uint64_t acquires;
-  };
-  struct Site {
-    std::deque<Sample> samples;
-    std::optional<Clock::time_point> warned;
-
-    // Records a sample; returns the rate when it deserves a warning.
-    std::optional<double> sample(Clock::time_point now, std::uint64_t acquires,
-                                 Clock::duration window, double threshold) {
-      // A count never goes down; if one does, its history is not this one.
-      if (!samples.empty() && acquires < samples.back().acquires) samples.clear();
-      samples.push_back({now, acquires});
-      // Keep the newest sample at or before the window's start.
-      while (samples.size() > 1 && samples[1].time <= now - window) samples.pop_front();
-      if (threshold <= 0 || samples.size() < 2) return std::nullopt;
-      const double span = std::chrono::duration<double>(now - samples.front().time).count();
-      // Judge on at least a quarter of the window, so a burst in one short
-      // tick is not extrapolated.
-      if (span < std::chrono::duration<double>(window).count() / 4) return std::nullopt;
-      const double rate = static_cast<double>(acquires - samples.front().acquires) / span;
-      if (rate <= threshold || (warned && now - *warned < window)) return std::nullopt;
-      warned = now;
-      return rate;
-    }
-  };
-  struct PoolSamples {
-    std::vector<Site> named;  // by site index
-    Site other;
-  };
-
-  void warn(detail::PoolTracer& pool, std::uint32_t site, double rate, double span,
-            double threshold) {
-    const std::string name = pool.registry().name(site);
-    state_.logger().warn(
-        "Session churn at {}{} (pool={}): {:.0f} acquires/s over the last {:.1f} s "
-        "(churn_threshold {:g}/s). Acquiring in a loop? Hold one lease around the loop (nested "
-        "acquire() calls share it), or cache what the loop reads.",
-        name, name == "other" ? " (sites past max_sites)" : "", pool.pool_name(), rate, span,
-        threshold);
-    state_.churn_warnings.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  detail::TracerState& state_;
-  std::map<std::uint64_t, PoolSamples> pools_;  // by SiteRegistry::id()
-};
 
 // Sorts a site table by order, keeping "other" last.
 void sort_sites(std::vector<SiteStats>& sites, SiteOrder order) {
@@ -131,66 +41,70 @@ void sort_sites(std::vector<SiteStats>& sites, SiteOrder order) {
   });
 }
 
-void housekeeping(std::stop_token stop, std::shared_ptr<detail::TracerState> state) {
-  const TracerConfig& config = state->config();
-  // Ten samples per churn window, whatever the threshold is now: it may be
-  // turned on later (set_churn_threshold). Leaks checked at least four
-  // times per threshold.
-  auto period = std::min(std::chrono::milliseconds(1000), config.churn_window / 10);
-  if (config.leak_threshold.count() > 0) period = std::min(period, config.leak_threshold / 4);
-  period = std::max(period, std::chrono::milliseconds(10));
-
-  ChurnDetector churn(*state);
-  std::mutex mu;
-  std::condition_variable_any wake;
-  std::unique_lock lock(mu);
-  while (!stop.stop_requested()) {
-    wake.wait_for(lock, stop, period, [] { return false; });
-    if (stop.stop_requested()) break;
-    try {
-      state->scan_leaks();
-      churn.tick();
-    } catch (...) {
-      // Never let a failure end detection (or the process: this is a thread).
-      try {
-        state->logger().error("poolscope tracer: detection round failed: {}",
-                              exception_text(std::current_exception()));
-      } catch (...) {
-      }
-    }
+// Each attached pool's site table, read from its registry as it is.
+std::vector<PoolSites> read_pool_sites(const detail::TracerState& state, SiteOrder order) {
+  std::vector<PoolSites> out;
+  for (const detail::TracerState::Attached& a : state.pools()) {
+    const detail::SiteRegistry& registry = a.tracer->registry();
+    PoolSites table{a.tracer->pool_name(), registry.snapshot(), registry.folded(), 0};
+    for (const SiteStats& s : table.sites) table.leaks_reported += s.leaks;
+    sort_sites(table.sites, order);
+    out.push_back(std::move(table));
   }
+  return out;
+}
+
+TracerStats read_stats(const detail::TracerState& state) {
+  return {state.churn_warnings.load(std::memory_order_relaxed),
+          state.leaks_reported.load(std::memory_order_relaxed),
+          state.leaks_returned.load(std::memory_order_relaxed),
+          state.timeout_lines.load(std::memory_order_relaxed)};
 }
 
 }  // namespace
 
 void TracerConfig::validate() const {
+  using poolscope::detail::check_not_negative;
+  using poolscope::detail::check_positive;
   if (max_sites < 1 || max_sites > 100'000) {
     invalid("max_sites", "must be from 1 to 100000", std::to_string(max_sites));
   }
-  poolscope::detail::check_not_negative("TracerConfig", "leak_threshold", leak_threshold);
+  check_not_negative("TracerConfig", "leak_threshold", leak_threshold);
+  if (churn_loop == 1 || churn_loop > 1'000'000) {
+    invalid("churn_loop", "must be 0 (off) or from 2 to 1000000", std::to_string(churn_loop));
+  }
+  if (churn_gap.count() <= 0 || churn_gap > std::chrono::seconds(1)) {
+    invalid("churn_gap", "must be from 1 us to 1 s", std::to_string(churn_gap.count()) + " us");
+  }
+  check_not_negative("TracerConfig", "churn_quiet", churn_quiet);
   if (!(churn_threshold >= 0) || !std::isfinite(churn_threshold)) {
     invalid("churn_threshold", "must be a finite number >= 0", std::to_string(churn_threshold));
   }
-  poolscope::detail::check_positive("TracerConfig", "churn_window", churn_window);
+  check_positive("TracerConfig", "churn_window", churn_window);
   if (stack_depth > 32) invalid("stack_depth", "must be at most 32", std::to_string(stack_depth));
   if (session_level < spdlog::level::trace || session_level > spdlog::level::off) {
     invalid("session_level", "must be an spdlog level",
             std::to_string(static_cast<int>(session_level)));
   }
+  check_positive("TracerConfig", "timeout_log_interval", timeout_log_interval);
+  check_not_negative("TracerConfig", "stats_log_interval", stats_log_interval);
 }
 
 Tracer::Tracer(TracerConfig config) {
   config.validate();
   state_ = std::make_shared<detail::TracerState>(std::move(config));
-  housekeeper_ = std::jthread(housekeeping, state_);
+  auto detection = std::make_shared<detail::Detection>(*state_);
+  // The task keeps the state alive for as long as it may run.
+  detection_ = std::make_unique<poolscope::detail::PeriodicWorker>(
+      detail::Detection::period(state_->config()),
+      [state = state_, detection](std::stop_token) { detection->round(); });
 }
 
 Tracer::Tracer(Pool& pool, TracerConfig config) : Tracer(std::move(config)) { attach(pool); }
 
 Tracer::~Tracer() {
   state_->closed.store(true, std::memory_order_release);
-  housekeeper_.request_stop();
-  if (housekeeper_.joinable()) housekeeper_.join();
+  detection_->stop();
   state_->detach_all();
 }
 
@@ -201,7 +115,7 @@ void Tracer::detach(Pool& pool) { state_->detach(pool); }
 std::vector<SiteStats> Tracer::sites(SiteOrder order) const {
   std::vector<SiteStats> merged;
   std::map<std::string, std::size_t> index;
-  for (PoolSites& table : state_->pool_sites()) {
+  for (PoolSites& table : read_pool_sites(*state_, order)) {
     for (SiteStats& s : table.sites) {
       auto [it, added] = index.emplace(s.name, merged.size());
       if (added) {
@@ -211,16 +125,15 @@ std::vector<SiteStats> Tracer::sites(SiteOrder order) const {
       detail::merge(merged[it->second], s);
     }
   }
-  if (index.find("other") == index.end())
+  if (index.find("other") == index.end()) {
     merged.push_back(SiteStats{.name = "other", .other = true});
+  }
   sort_sites(merged, order);
   return merged;
 }
 
 std::vector<PoolSites> Tracer::pool_sites(SiteOrder order) const {
-  std::vector<PoolSites> out = state_->pool_sites();
-  for (PoolSites& p : out) sort_sites(p.sites, order);
-  return out;
+  return read_pool_sites(*state_, order);
 }
 
 TracerView Tracer::view() const {
@@ -232,17 +145,13 @@ TracerView Tracer::view() const {
 std::optional<std::vector<PoolSites>> TracerView::pool_sites(SiteOrder order) const {
   const std::shared_ptr<detail::TracerState> state = state_.lock();
   if (state == nullptr || state->closed.load(std::memory_order_acquire)) return std::nullopt;
-  std::vector<PoolSites> out = state->pool_sites();
-  for (PoolSites& p : out) sort_sites(p.sites, order);
-  return out;
+  return read_pool_sites(*state, order);
 }
 
 std::optional<TracerStats> TracerView::stats() const {
   const std::shared_ptr<detail::TracerState> state = state_.lock();
   if (state == nullptr || state->closed.load(std::memory_order_acquire)) return std::nullopt;
-  return TracerStats{state->churn_warnings.load(std::memory_order_relaxed),
-                     state->leaks_reported.load(std::memory_order_relaxed),
-                     state->leaks_returned.load(std::memory_order_relaxed)};
+  return read_stats(*state);
 }
 
 bool TracerView::expired() const {
@@ -252,22 +161,18 @@ bool TracerView::expired() const {
 
 std::uint64_t Tracer::folded_sites() const {
   std::uint64_t folded = 0;
-  for (const auto& pool : state_->pools()) folded += pool->registry().folded();
+  for (const auto& pool : state_->pools()) folded += pool.tracer->registry().folded();
   return folded;
 }
 
-TracerStats Tracer::stats() const {
-  return {state_->churn_warnings.load(std::memory_order_relaxed),
-          state_->leaks_reported.load(std::memory_order_relaxed),
-          state_->leaks_returned.load(std::memory_order_relaxed)};
-}
+TracerStats Tracer::stats() const { return read_stats(*state_); }
 
-void Tracer::set_churn_threshold(double acquires_per_second) {
-  if (!(acquires_per_second >= 0) || !std::isfinite(acquires_per_second)) {
+void Tracer::set_churn_threshold(double checkouts_per_second) {
+  if (!(checkouts_per_second >= 0) || !std::isfinite(checkouts_per_second)) {
     throw std::invalid_argument("Tracer::set_churn_threshold: must be a finite number >= 0 (got " +
-                                std::to_string(acquires_per_second) + ")");
+                                std::to_string(checkouts_per_second) + ")");
   }
-  state_->churn_threshold.store(acquires_per_second, std::memory_order_relaxed);
+  state_->churn_threshold.store(checkouts_per_second, std::memory_order_relaxed);
 }
 
 double Tracer::churn_threshold() const {

@@ -1,6 +1,6 @@
-// TracerState: what a Tracer and its per-pool observers share. The observers
-// live as long as the pools keep them, so they hold this by shared_ptr and a
-// Tracer can go away before its pools do.
+// TracerState: what a Tracer, its per-pool observers and its detection
+// thread share. The observers live as long as the pools keep them, so they
+// hold this by shared_ptr and a Tracer can go away before its pools do.
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race.
@@ -17,13 +17,13 @@
 #include "poolscope/base/duration_text.h"
 #include "poolscope/base/mutex.h"
 #include "poolscope/pool/pool.h"
-#include "poolscope/tracing/stack_trace.h"
 #include "poolscope/tracing/tracer.h"
-#include "site_registry.h"
 
 namespace poolscope::tracing::detail {
 
 class PoolTracer;
+using poolscope::detail::Mutex;
+using poolscope::detail::MutexLock;
 
 // The name the kernel has for an OS thread of this process ("" if gone).
 std::string thread_name(std::uint64_t tid);
@@ -34,13 +34,15 @@ class TracerState {
 
   const TracerConfig& config() const noexcept { return config_; }
   spdlog::logger& logger() const noexcept { return *logger_; }
+  const std::shared_ptr<spdlog::logger>& logger_ptr() const noexcept { return logger_; }
 
   std::atomic<double> churn_threshold;
 
-  // Detector counts, for Tracer::stats().
+  // What the detectors reported, for Tracer::stats().
   std::atomic<std::uint64_t> churn_warnings{0};
   std::atomic<std::uint64_t> leaks_reported{0};
   std::atomic<std::uint64_t> leaks_returned{0};
+  std::atomic<std::uint64_t> timeout_lines{0};
 
   // Set when the Tracer's destructor starts: TracerView reads fail from then on.
   std::atomic<bool> closed{false};
@@ -51,23 +53,20 @@ class TracerState {
   // From a pool's on_shutdown: forget the pool.
   void pool_closed(const PoolTracer* tracer);
 
-  // One round of leak detection over every attached pool. The pools'
-  // leases are read under mu_; lines are built and logged outside it.
-  void scan_leaks();
-
+  // An attached pool: its observer, and a view that reads the pool while
+  // it lives.
+  struct Attached {
+    std::shared_ptr<PoolTracer> tracer;
+    PoolView view;
+  };
   // The pools attached now.
-  std::vector<std::shared_ptr<PoolTracer>> pools() const;
-
-  // Each attached pool's site table, unsorted: the registry's counts (of
-  // checkouts that came back) plus the checkouts still out.
-  std::vector<PoolSites> pool_sites();
+  std::vector<Attached> pools() const;
 
  private:
-  struct Attached {
+  struct Entry {
     const Pool* pool;  // identifies the pool; never dereferenced
-    PoolView view;     // reads the pool while it lives
-    std::shared_ptr<PoolTracer> tracer;
-    Subscription subscription;  // of tracer to the pool
+    Attached attached;
+    Subscription subscription;  // of the tracer to the pool
   };
 
   // Constant after construction.
@@ -76,7 +75,7 @@ class TracerState {
 
   // State below is protected by mu_.
   mutable Mutex mu_;
-  std::vector<Attached> pools_ POOLSCOPE_GUARDED_BY(mu_);
+  std::vector<Entry> pools_ POOLSCOPE_GUARDED_BY(mu_);
 };
 
 }  // namespace poolscope::tracing::detail

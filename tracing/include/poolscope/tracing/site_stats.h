@@ -1,4 +1,5 @@
-// SiteStats: what one call site did with a pool, as Tracer::sites() reports it.
+// SiteStats: what one call site did with a pool, as Tracer::sites() reports
+// it. A plain value.
 
 #pragma once
 
@@ -9,27 +10,32 @@
 namespace poolscope::tracing {
 
 struct SiteStats {
-  // "settings.cc:Load():237", or "other" for the sites folded past the cap.
+  // "api/settings.cc:Load():237" (see poolscope/base/site.h), or "other" for
+  // the sites folded past the cap.
   std::string name;
   std::string file;      // full file name as the compiler saw it; empty for "other"
   std::string function;  // the compiler's function signature; empty for "other"
   std::uint32_t line = 0;
   bool other = false;
 
-  // Checkouts from the pool: those whose lease came back, plus the leases
-  // still out when the table was read (as PoolStats::acquires counts). A
-  // lease in the middle of coming back may be missed for that instant.
+  // Counters: they never go down from one read to the next.
+  // Checkouts from the pool, each counted when its lease comes back (with
+  // its hold time): a lease still out is in `active`, not here yet.
   std::uint64_t acquires = 0;
-  // Checkouts whose lease came back. Unlike acquires it never goes down
-  // between two reads (a lease out is not in it), so it is what the
-  // poolscope_site_acquires_total counter exports.
+  // The same as acquires (both are counted at checkin); kept for code that
+  // read it before acquires meant the same. Use acquires.
   std::uint64_t checkins = 0;
-  std::uint64_t reuses = 0;              // nested acquires served by the thread's lease
+  std::uint64_t reuses = 0;              // nested acquires made here, served by the thread's lease
   std::uint64_t connections_opened = 0;  // physical connections opened for this site
   std::uint64_t timeouts = 0;
-  std::uint64_t leaks = 0;  // leases reported past leak_threshold
+  std::uint64_t leaks = 0;        // leases reported past leak_threshold
+  std::uint64_t churn_loops = 0;  // loops of TracerConfig::churn_loop checkouts in a row
   std::chrono::nanoseconds total_hold{0};
   std::chrono::nanoseconds max_hold{0};
+
+  // Gauge: leases from this site out when the tracer last looked (it looks
+  // once per detection round, at least every second).
+  std::uint64_t active = 0;
 };
 
 // How Tracer::sites() sorts: what a person asks first.
