@@ -72,6 +72,12 @@ auto TtlCache<K, V, Hash, Eq>::expiry(TimePoint now, Nanos ttl) noexcept -> Time
 }
 
 template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::limit_by(detail::LoadFrame* reader, const Node& n,
+                                        TimePoint now) noexcept {
+  if (reader != nullptr && n.expires != TimePoint::max()) reader->limit_lifetime(n.expires - now);
+}
+
+template <class K, class V, class Hash, class Eq>
 template <bool kCountAbsent, class Q, class F>
 auto TtlCache<K, V, Hash, Eq>::try_hit(Shard& s, const Probe<Q>& probe, F& f) -> Lookup {
   typename Shard::ReaderLock lock(s.mu);
@@ -132,7 +138,7 @@ bool TtlCache<K, V, Hash, Eq>::visit_exclusive(Shard& s, const Probe<Q>& probe, 
     ++s.counts.misses;
     return false;
   }
-  if (reader != nullptr && n->expires != TimePoint::max()) reader->limit_lifetime(n->expires - t);
+  limit_by(reader, *n, t);
   s.count_hit(*n);
   f(std::as_const(n->value));
   return true;

@@ -70,9 +70,7 @@ auto TtlCache<K, V, Hash, Eq>::begin_load(Shard& s, const LoadRequest& r, std::o
       outcome = r.mode == LoadMode::kWarm ? LoadOutcome::kPresent : LoadOutcome::kHit;
       if (r.mode == LoadMode::kWarm) return nullptr;
       s.count_hit(*n);  // put or loaded since the shared lookup
-      if (r.reader != nullptr && n->expires != TimePoint::max()) {
-        r.reader->limit_lifetime(n->expires - t);
-      }
+      limit_by(r.reader, *n, t);
       out.emplace(n->value);
       return nullptr;
     }
