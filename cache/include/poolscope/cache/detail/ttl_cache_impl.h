@@ -79,7 +79,7 @@ void TtlCache<K, V, Hash, Eq>::limit_by(detail::LoadFrame* reader, const Node& n
 
 template <class K, class V, class Hash, class Eq>
 template <bool kCountAbsent, class Q, class F>
-auto TtlCache<K, V, Hash, Eq>::try_hit(Shard& s, const Probe<Q>& probe, F& f) -> Lookup {
+inline auto TtlCache<K, V, Hash, Eq>::try_hit(Shard& s, const Probe<Q>& probe, F& f) -> Lookup {
   typename Shard::ReaderLock lock(s.mu);
   detail::ReaderCounts& mine = lock.local();
   const Node* n = s.find(probe);
