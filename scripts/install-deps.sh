@@ -3,13 +3,15 @@
 # already there. Runs apt-get as root, or through sudo.
 #
 #   scripts/install-deps.sh build   compilers and libraries (enough for the demo)
-#   scripts/install-deps.sh all     the same plus the servers the tests start
-#                                   (PostgreSQL, Prometheus and its promtool)
+#   scripts/install-deps.sh bench   the same plus what poolscope-bench compares
+#                                   against (TBB's concurrent_hash_map)
+#   scripts/install-deps.sh all     build and bench, plus the servers the tests
+#                                   start (PostgreSQL, Prometheus and its promtool)
 set -euo pipefail
 
 what=${1:-all}
-if [[ "$what" != "build" && "$what" != "all" ]]; then
-  echo "usage: install-deps.sh build|all" >&2
+if [[ "$what" != "build" && "$what" != "bench" && "$what" != "all" ]]; then
+  echo "usage: install-deps.sh build|bench|all" >&2
   exit 2
 fi
 libraries=(
@@ -18,6 +20,7 @@ libraries=(
   prometheus-cpp-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
 )
+bench=(libtbb-dev)
 servers=(postgresql prometheus)
 
 missing() {
@@ -50,6 +53,14 @@ mapfile -t need < <(missing "${libraries[@]}")
 if [[ ${#need[@]} -gt 0 ]]; then
   echo "install-deps: installing ${need[*]}"
   apt_install "${need[@]}"
+fi
+
+if [[ "$what" == "bench" || "$what" == "all" ]]; then
+  mapfile -t need < <(missing "${bench[@]}")
+  if [[ ${#need[@]} -gt 0 ]]; then
+    echo "install-deps: installing ${need[*]}"
+    apt_install "${need[@]}"
+  fi
 fi
 
 if [[ "$what" == "all" ]]; then

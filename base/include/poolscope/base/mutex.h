@@ -30,6 +30,8 @@
 #define POOLSCOPE_SCOPED_CAPABILITY POOLSCOPE_THREAD_ANNOTATION(scoped_lockable)
 #define POOLSCOPE_GUARDED_BY(x) POOLSCOPE_THREAD_ANNOTATION(guarded_by(x))
 #define POOLSCOPE_REQUIRES(...) POOLSCOPE_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
+#define POOLSCOPE_REQUIRES_SHARED(...) \
+  POOLSCOPE_THREAD_ANNOTATION(requires_shared_capability(__VA_ARGS__))
 #define POOLSCOPE_EXCLUDES(...) POOLSCOPE_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
 #define POOLSCOPE_ACQUIRE(...) POOLSCOPE_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
 #define POOLSCOPE_RELEASE(...) POOLSCOPE_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
@@ -98,83 +100,6 @@ class POOLSCOPE_SCOPED_CAPABILITY BasicMutexLock {
   M& mu_;
 };
 using MutexLock = BasicMutexLock<Mutex>;
-
-// A reader-writer lock for data read far more often than it is written,
-// whose readers must not slow each other down (a cache shard). A reader
-// locks one slot, the one of the CPU it runs on, so readers on different
-// CPUs write different cache lines and no line travels between cores on a
-// read; a writer locks every slot, in order. Each slot carries a Local that
-// its reader may update while holding it (per-reader counters, say), and
-// that a writer, holding every slot, may read.
-//
-// Reading costs an uncontended lock and unlock of a line that stays in the
-// reader's core; writing costs one lock per slot, so keep writes rare. A
-// reader must not take the exclusive lock while it reads (it would wait for
-// its own slot). lock()/unlock() make it usable with
-// std::condition_variable_any for writers.
-template <class Local>
-class POOLSCOPE_CAPABILITY("mutex") ReadMostlyMutex {
-  struct alignas(64) Slot {
-    SpinningMutex mu;
-    Local local{};
-  };
-
- public:
-  // Holds one slot for the lifetime of the object.
-  class POOLSCOPE_SCOPED_CAPABILITY ReaderLock {
-   public:
-    explicit ReaderLock(ReadMostlyMutex& mu) POOLSCOPE_ACQUIRE_SHARED(mu)
-        : slot_(mu.this_cpus_slot()) {
-      slot_.mu.lock();
-    }
-    ~ReaderLock() POOLSCOPE_RELEASE_GENERIC() { slot_.mu.unlock(); }
-    ReaderLock(const ReaderLock&) = delete;
-    ReaderLock& operator=(const ReaderLock&) = delete;
-
-    // This reader's Local; only while the lock is held.
-    Local& local() noexcept { return slot_.local; }
-
-   private:
-    Slot& slot_;  // not the current CPU's, if the thread moved: the one it locked
-  };
-
-  ReadMostlyMutex() : size_(slot_count()), slots_(new Slot[size_]) {}
-  ReadMostlyMutex(const ReadMostlyMutex&) = delete;
-  ReadMostlyMutex& operator=(const ReadMostlyMutex&) = delete;
-
-  void lock() POOLSCOPE_ACQUIRE() {
-    for (std::size_t i = 0; i < size_; ++i) slots_[i].mu.lock();
-  }
-  void unlock() POOLSCOPE_RELEASE() {
-    for (std::size_t i = size_; i-- > 0;) slots_[i].mu.unlock();
-  }
-
-  // Calls f(const Local&) for every slot. REQUIRES: the exclusive lock is held.
-  template <class F>
-  void for_each_local(F&& f) const POOLSCOPE_REQUIRES(this) {
-    for (std::size_t i = 0; i < size_; ++i) f(static_cast<const Local&>(slots_[i].local));
-  }
-
- private:
-  // One slot per CPU, up to 64 (past that, CPUs share slots: still correct,
-  // readers on a shared slot just meet again).
-  static std::size_t slot_count() noexcept {
-    static const std::size_t n = [] {
-      const long cpus = ::sysconf(_SC_NPROCESSORS_CONF);
-      return std::bit_ceil(static_cast<std::size_t>(std::clamp(cpus, 1L, 64L)));
-    }();
-    return n;
-  }
-  Slot& this_cpus_slot() noexcept {
-    // glibc reads the CPU from the thread's rseq area: a load, no system call.
-    const int cpu = ::sched_getcpu();
-    return slots_[cpu < 0 ? 0 : static_cast<std::size_t>(cpu) & (size_ - 1)];
-  }
-
-  // Constant after construction.
-  const std::size_t size_;  // a power of two
-  const std::unique_ptr<Slot[]> slots_;
-};
 
 // std::condition_variable over a Mutex. Waits may wake spuriously; callers
 // loop on their predicate.

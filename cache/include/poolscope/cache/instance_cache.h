@@ -11,6 +11,13 @@
 // took (pool checkouts, hits in other caches) is what later hits count as
 // sessions avoided.
 //
+// An instance is as fresh as what it was built from: the entries of
+// poolscope caches the factory reads on its thread (an Account's settings)
+// are recorded, and when one of them is saved, invalidated or replaced, here
+// or through TtlCache::apply() from another process, the instance is evicted
+// and the next get builds a new one; it also expires with them. A save while
+// the factory runs keeps that build out of the cache.
+//
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race. The factory runs outside the cache's locks.
 
@@ -72,7 +79,7 @@ class InstanceCache {
   // See TtlCache::watch(). (cache_ is the last member: while it lives, so does this.)
   poolscope::detail::Lifeline::Watch watch() const { return cache_.watch(); }
 
-  // The underlying cache, for invalidation wiring.
+  // The underlying cache (an invalidation bus, metrics).
   TtlCache<Id, std::shared_ptr<T>>& cache() noexcept { return cache_; }
 
  private:

@@ -223,7 +223,8 @@ class SettingsCache {
   }
 
   // Writes the settings in one transaction, commits, then invalidates the
-  // entity, so the next read (on any thread) sees them. Writes on a
+  // entity, so the next read (on any thread) sees them, and so do objects
+  // built from them (an InstanceCache's instances are evicted). Writes on a
   // connection of its own (Pool::acquire_new), committed before this returns
   // even when the calling thread holds a lease; the caller's transaction is
   // not joined. Throws what the database throws; on failure nothing is saved
@@ -233,7 +234,8 @@ class SettingsCache {
   void save(std::int64_t entity, const std::map<std::string, std::string>& values,
             poolscope::source_location site = poolscope::source_location::current());
 
-  // Drops the cached settings of entity / of every entity.
+  // Drops the cached settings of entity / of every entity, and what was
+  // built from them.
   bool invalidate(std::int64_t entity) { return cache_.erase(entity); }
   void clear() { cache_.clear(); }
 
@@ -245,7 +247,8 @@ class SettingsCache {
   // See TtlCache::watch(). (cache_ is the last member: while it lives, so does this.)
   poolscope::detail::Lifeline::Watch watch() const { return cache_.watch(); }
 
-  // The underlying cache, for invalidation wiring.
+  // The underlying cache: add_invalidation_listener() for an invalidation
+  // bus, apply() for what it brings from other processes.
   TtlCache<std::int64_t, std::shared_ptr<const Settings>>& cache() noexcept { return cache_; }
 
  private:

@@ -11,11 +11,11 @@
 //   configs.invalidate_glob("pair:*");
 //
 // The cache is split into shards, each with its own lock, eviction list and
-// map, so writers on different keys rarely meet. A hit shares its shard's
-// lock through a slot of its own CPU, so hits on one shard take no lock in
-// common. What a hit still shares is the value it copies out: get() copies
-// V, and copying a std::shared_ptr increments (and later decrements) a
-// count that every reader of that entry writes. visit() reads the value in
+// hash table, so writers on different keys rarely meet. A hit shares its
+// shard's lock through a slot of its own CPU, so hits on one shard take no
+// lock in common. What a hit still shares is the value it copies out: get()
+// copies V, and copying a std::shared_ptr increments (and later decrements)
+// a count that every reader of that entry writes. visit() reads the value in
 // place, under the shared lock, and copies nothing. Store
 // std::shared_ptr<const T> when copying T would allocate.
 //
@@ -25,6 +25,13 @@
 // stale (its result goes to its waiters but not into the cache) and detaches
 // it, so a caller arriving after the invalidation starts a fresh load: a
 // writer that saves, then invalidates, then reads, sees its own write.
+//
+// Derived entries stay coherent by themselves: what a loader reads from
+// poolscope caches on its thread is recorded, and the loaded entry is evicted
+// when any entry it read is invalidated, erased or replaced (put, reload,
+// refresh), here or through apply(); it also expires no later than they do
+// (see detail/dependency.h). So an InstanceCache of accounts built from a
+// SettingsCache drops an account when its settings are saved.
 //
 // Extension points for a shared second level and an invalidation bus (many
 // processes): loaders compose (look in the second level, else the database),
@@ -39,81 +46,31 @@
 
 #include <chrono>
 #include <concepts>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
-#include <type_traits>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "poolscope/base/lifeline.h"
 #include "poolscope/base/mutex.h"
+#include "poolscope/base/periodic_worker.h"
 #include "poolscope/base/subscription.h"
 #include "poolscope/cache/cache_stats.h"
 #include "poolscope/cache/clock.h"
+#include "poolscope/cache/detail/dependency.h"
 #include "poolscope/cache/glob.h"
 #include "poolscope/cache/hash.h"
+#include "poolscope/cache/invalidation.h"
 #include "poolscope/cache/sessions.h"
 #include "poolscope/cache/size.h"
+#include "poolscope/cache/ttl_cache_config.h"
 
 namespace poolscope::cache {
-
-struct TtlCacheConfig {
-  // Label in stats and metrics.
-  std::string name = "cache";
-  // How long an entry lives unless put() or get_or_load() says otherwise.
-  // Zero: entries never expire.
-  std::chrono::milliseconds ttl{5 * 60'000};
-  // Entries kept at most; past it, entries not read since they were last
-  // passed over go first (CLOCK, an approximation of LRU). At least 1.
-  std::size_t max_entries = 10'000;
-  // Independent parts; a power of two from 1 to 1024.
-  std::size_t shards = 16;
-  // Null: default_clock().
-  std::shared_ptr<CacheClock> clock;
-
-  // Throws std::invalid_argument naming the first invalid field and its value.
-  void validate() const;
-};
-
-// Keys the string-only operations (prefix and glob invalidation) accept.
-template <class K>
-concept StringKey = std::convertible_to<const K&, std::string_view>;
-
-// Hashing that lets a std::string-keyed cache be searched with a
-// string_view, with the fast hash of hash.h.
-template <class K>
-struct CacheHash : std::hash<K> {};
-template <>
-struct CacheHash<std::string> {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return hash_bytes(s); }
-};
-
-// One invalidation, as a listener sees it and apply() replays it.
-template <class K>
-struct Invalidation {
-  enum class Kind { kKey, kPrefix, kGlob, kAll };
-  Kind kind = Kind::kAll;
-  std::optional<K> key;  // kKey
-  std::string pattern;   // kPrefix, kGlob
-};
-
-// What warm() did, key by key.
-struct WarmResult {
-  std::size_t loaded = 0;       // keys loaded now
-  std::size_t present = 0;      // keys already cached
-  std::size_t in_progress = 0;  // keys another thread was loading: left to that load
-  std::size_t failed = 0;       // keys whose loader threw
-};
 
 template <class K, class V, class Hash = CacheHash<K>, class Eq = std::equal_to<>>
 class TtlCache {
@@ -173,18 +130,22 @@ class TtlCache {
   // loaded and are older than refresh_after, so hot keys never expire into a
   // miss; a key whose load is already running is left to it. A failed
   // reload keeps the old value until its TTL. Call once: a second call
-  // throws std::logic_error.
+  // throws std::logic_error; a refresh_after not positive throws
+  // std::invalid_argument.
   void enable_refresh(std::function<V(const K&)> loader, std::chrono::milliseconds refresh_after);
 
   // Removes key; returns whether it was cached.
   bool erase(const K& key);
   // Removes every entry whose key starts with prefix / matches the glob
-  // pattern (see glob.h); returns how many.
+  // pattern (see glob.h); returns how many. Keys are matched a few dozen at
+  // a time under a shard's shared lock and removed under its exclusive lock,
+  // so readers never wait for more than one such step.
   std::size_t invalidate_prefix(std::string_view prefix)
     requires StringKey<K>;
   std::size_t invalidate_glob(std::string_view pattern)
     requires StringKey<K>;
-  // Removes every entry for which pred(key) holds; returns how many.
+  // Removes every entry for which pred(const K&) holds; returns how many.
+  // pred runs under a shard's shared lock: it must not use this cache.
   template <class Pred>
   std::size_t invalidate_if(Pred pred);
   // Removes everything.
@@ -196,10 +157,10 @@ class TtlCache {
   // Calls listener after every local invalidation (erase, prefix, glob,
   // if-by-key excepted, clear), outside the cache's locks, until the returned
   // Subscription ends (safe after the cache is gone). For an invalidation
-  // bus, or for caches built from this one's entries. A listener that throws
-  // loses that one call.
+  // bus. A listener that throws loses that one call.
   Subscription add_invalidation_listener(Listener listener);
-  // Applies an invalidation from elsewhere without calling the listeners.
+  // Applies an invalidation from elsewhere: evicts what it covers, and the
+  // entries of any cache built from those, without calling the listeners.
   void apply(const Invalidation<K>& invalidation);
 
   CacheStats stats() const;
@@ -215,12 +176,12 @@ class TtlCache {
   struct Node;
   struct Flight;
   struct Shard;
-  struct MapKey;
+  struct DependentEntry;
+  class LoadRecorder;
   template <class Q>
   struct Probe;
-  struct MapHash;
-  struct MapEq;
   using TimePoint = std::chrono::steady_clock::time_point;
+  using Nanos = std::chrono::nanoseconds;
 
   // What a shared-lock lookup found.
   enum class Lookup { kHit, kAbsent, kExpired };
@@ -233,25 +194,53 @@ class TtlCache {
   };
   // What load() did.
   enum class LoadOutcome { kLoaded, kHit, kJoined, kPresent, kInProgress };
+  // What scan() walks: a shard's entries, or the keys its dependents read.
+  enum class ScanPart { kEntries, kDependents };
+  // One call of load(): the key, its TTL (zero: none), and the load running
+  // on this thread that reads it, if any.
+  struct LoadRequest {
+    const Probe<K>& probe;
+    Nanos ttl;
+    LoadMode mode;
+    detail::LoadFrame* reader;
+  };
 
-  // A key's hash, computed once per call: it picks the shard and the bucket.
+  // The key's hash as the shards use it: the low bits pick the shard, the
+  // top bits the bucket (computed once per call).
   template <class Q>
-  static std::size_t hash_of(const Q& key) noexcept(noexcept(Hash{}(key))) {
-    return Hash{}(key);
-  }
-  Shard& shard_of(std::size_t hash) const noexcept;
+  std::size_t hash_of(const Q& key) const noexcept(noexcept(Hash{}(key)));
+  Shard& shard_of(std::size_t hash) const noexcept { return shards_[hash & shard_mask_]; }
+  TimePoint now() const noexcept { return coarse_ ? coarse_now() : clock_->now(); }
   // ttl, or the cache's; throws std::invalid_argument when negative.
-  std::chrono::milliseconds checked_ttl(std::optional<std::chrono::milliseconds> ttl) const;
-  static TimePoint expiry(TimePoint now, std::chrono::milliseconds ttl) noexcept;
+  Nanos checked_ttl(std::optional<std::chrono::milliseconds> ttl) const;
+  // now + ttl, saturating; zero ttl: never.
+  static TimePoint expiry(TimePoint now, Nanos ttl) noexcept;
+  // A load that read n (reader, if any) makes an entry that expires with it.
+  static void limit_by(detail::LoadFrame* reader, const Node& n, TimePoint now) noexcept;
   // The hit path, under the shard's shared lock: on a live entry counts a
   // hit and calls f(value). An absent key counts a miss if kCountAbsent.
+  // Inline in its callers (a call here costs a sixth of a hit).
   template <bool kCountAbsent, class Q, class F>
-  Lookup try_hit(Shard& s, const Probe<Q>& probe, TimePoint now, F& f);
+  [[gnu::always_inline]] inline Lookup try_hit(Shard& s, const Probe<Q>& probe, F& f);
+  // visit() past the shared lock: under the exclusive lock, recording the
+  // read for reader (the load running on this thread), if any.
+  template <class Q, class F>
+  [[gnu::noinline]] bool visit_exclusive(Shard& s, const Probe<Q>& probe, F& f,
+                                         detail::LoadFrame* reader);
   // Everything but a shared-lock hit. Sets out to the value for kLoaded,
   // kHit and kJoined. Rethrows the loader's (or the joined load's) error.
   template <class F>
-  LoadOutcome load(Shard& s, const Probe<K>& probe, TimePoint now, F& loader,
-                   std::chrono::milliseconds ttl, LoadMode mode, std::optional<V>& out);
+  LoadOutcome load(Shard& s, const LoadRequest& r, F& loader, std::optional<V>& out);
+  // load()'s first step, under the exclusive lock: an answer without
+  // loading (outcome, out), or the flight this thread must now run.
+  std::shared_ptr<Flight> begin_load(Shard& s, const LoadRequest& r, std::optional<V>& out,
+                                     LoadOutcome& outcome);
+  // load()'s last step: caches the result (unless stale), ends the flight.
+  void finish_load(Shard& s, const LoadRequest& r, Flight& flight, LoadRecorder& recorder,
+                   std::optional<V>& out, std::exception_ptr& error, Nanos took);
+  // A Dependent of this cache fired: evicts key's entry or keeps its load
+  // out, if they are still the ones of that generation.
+  void evict_dependent(const K& key, std::size_t hash, std::uint64_t generation) noexcept;
   // Invalidations without the listener: the public calls notify after
   // them; apply() does not.
   bool erase_local(const K& key);
@@ -259,15 +248,28 @@ class TtlCache {
     requires StringKey<K>;
   std::size_t glob_local(std::string_view pattern)
     requires StringKey<K>;
+  void clear_local();
   template <class Pred>
-  std::size_t invalidate_matching(Pred pred);
+  std::size_t invalidate_matching(Pred& pred);
+  // The keys of s's loads, entries and dependents for which pred holds.
+  template <class Pred>
+  std::vector<K> matching_keys(Shard& s, Pred& pred);
+  // Invalidates keys in s; returns how many entries went.
+  std::size_t remove_keys(Shard& s, const std::vector<K>& keys);
+  // Calls f(const K&, const Node*) for what part of s holds, a chunk of
+  // buckets per step under the shared lock (f must not use this cache).
+  template <class F>
+  void scan(Shard& s, ScanPart part, F&& f);
   void notify(const Invalidation<K>& invalidation);
-  void refresh_loop(std::stop_token stop, std::function<V(const K&)> loader,
-                    std::chrono::milliseconds refresh_after);
+  void refresh_due(std::stop_token stop, const std::function<V(const K&)>& loader,
+                   Nanos refresh_after);
 
   // Constant after construction.
   const TtlCacheConfig config_;
   const std::shared_ptr<CacheClock> clock_;
+  const bool coarse_;  // clock_ is the default: read it inline
+  const Nanos ttl_;    // config_.ttl, saturated
+  const int shard_bits_;
   const std::size_t shard_mask_;
   const std::unique_ptr<Shard[]> shards_;
 
@@ -282,14 +284,18 @@ class TtlCache {
 
   poolscope::detail::Mutex refresh_mu_;
   poolscope::detail::Lifeline lifeline_;
-  std::jthread refresher_ POOLSCOPE_GUARDED_BY(refresh_mu_);  // last: stops before the shards go
+  // Last: stops before the shards go.
+  std::unique_ptr<poolscope::detail::PeriodicWorker> refresher_ POOLSCOPE_GUARDED_BY(refresh_mu_);
 };
 
 }  // namespace poolscope::cache
 
 // In this order: the shard types, then the member templates that use them.
-#include "poolscope/cache/detail/ttl_cache_shard.h"
 // clang-format off
+#include "poolscope/cache/detail/ttl_cache_node.h"
+#include "poolscope/cache/detail/ttl_cache_shard.h"
 #include "poolscope/cache/detail/ttl_cache_impl.h"
+#include "poolscope/cache/detail/ttl_cache_load_impl.h"
 #include "poolscope/cache/detail/ttl_cache_maintenance_impl.h"
+#include "poolscope/cache/detail/ttl_cache_stats_impl.h"
 // clang-format on

@@ -1,22 +1,37 @@
-// TtlCache's implementation: lookups, puts and single-flight loads.
-// Included by ttl_cache.h only; the data structures and their invariants
-// are in ttl_cache_shard.h.
+// TtlCache's implementation: construction, the hit path, put. Included by
+// ttl_cache.h only; the data structures and their invariants are in
+// ttl_cache_node.h and ttl_cache_shard.h, loads in ttl_cache_load_impl.h.
 
 #pragma once
 
 #include <algorithm>
 #include <bit>
-#include <mutex>
+#include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 namespace poolscope::cache {
+namespace detail {
+
+// d as nanoseconds, saturating (milliseconds::max() is about 10^6 times
+// what nanoseconds can hold).
+inline std::chrono::nanoseconds saturated_ns(std::chrono::milliseconds d) noexcept {
+  constexpr auto kMaxMs =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds::max());
+  return d >= kMaxMs ? std::chrono::nanoseconds::max() : std::chrono::nanoseconds(d);
+}
+
+}  // namespace detail
 
 template <class K, class V, class Hash, class Eq>
 TtlCache<K, V, Hash, Eq>::TtlCache(TtlCacheConfig config)
     : config_((config.validate(), std::move(config))),
       clock_(config_.clock != nullptr ? config_.clock : default_clock()),
+      coarse_(dynamic_cast<const CoarseClock*>(clock_.get()) != nullptr),
+      ttl_(detail::saturated_ns(config_.ttl)),
       // No more shards than entries, so each can hold at least one.
-      shard_mask_(std::min(config_.shards, std::bit_floor(config_.max_entries)) - 1),
+      shard_bits_(std::countr_zero(std::min(config_.shards, std::bit_floor(config_.max_entries)))),
+      shard_mask_((std::size_t{1} << shard_bits_) - 1),
       shards_(new Shard[shard_mask_ + 1]) {
   const std::size_t count = shard_mask_ + 1;
   for (std::size_t i = 0; i < count; ++i) {
@@ -30,71 +45,103 @@ TtlCache<K, V, Hash, Eq>::~TtlCache() {
 }
 
 template <class K, class V, class Hash, class Eq>
-auto TtlCache<K, V, Hash, Eq>::shard_of(std::size_t hash) const noexcept -> Shard& {
-  // The bucket uses the hash's low bits; the shard, remixed high bits.
-  hash ^= hash >> 17;
-  hash *= 0x9E3779B97F4A7C15ull;
-  return shards_[(hash >> 32) & shard_mask_];
+template <class Q>
+std::size_t TtlCache<K, V, Hash, Eq>::hash_of(const Q& key) const noexcept(noexcept(Hash{}(key))) {
+  // Fibonacci hashing spreads the bits (std::hash of an integer is the
+  // integer); rotating brings the top bits, the best mixed, to the bottom
+  // for the shard, and the next ones to the top for the bucket.
+  return std::rotl(static_cast<std::uint64_t>(Hash{}(key)) * 0x9E3779B97F4A7C15ull, shard_bits_);
 }
 
 template <class K, class V, class Hash, class Eq>
-std::chrono::milliseconds TtlCache<K, V, Hash, Eq>::checked_ttl(
-    std::optional<std::chrono::milliseconds> ttl) const {
-  const std::chrono::milliseconds d = ttl.value_or(config_.ttl);
-  if (d.count() < 0) {
+auto TtlCache<K, V, Hash, Eq>::checked_ttl(std::optional<std::chrono::milliseconds> ttl) const
+    -> Nanos {
+  if (!ttl) return ttl_;
+  if (ttl->count() < 0) {
     throw std::invalid_argument("TtlCache '" + config_.name +
-                                "': a TTL must not be negative (got " + std::to_string(d.count()) +
-                                " ms)");
+                                "': a TTL must not be negative (got " +
+                                std::to_string(ttl->count()) + " ms)");
   }
-  return d;
+  return detail::saturated_ns(*ttl);
 }
 
 template <class K, class V, class Hash, class Eq>
-auto TtlCache<K, V, Hash, Eq>::expiry(TimePoint now, std::chrono::milliseconds ttl) noexcept
-    -> TimePoint {
-  return ttl.count() == 0 ? TimePoint::max() : now + ttl;
+auto TtlCache<K, V, Hash, Eq>::expiry(TimePoint now, Nanos ttl) noexcept -> TimePoint {
+  if (ttl.count() == 0 || ttl >= TimePoint::max() - now) return TimePoint::max();
+  return now + ttl;
+}
+
+template <class K, class V, class Hash, class Eq>
+void TtlCache<K, V, Hash, Eq>::limit_by(detail::LoadFrame* reader, const Node& n,
+                                        TimePoint now) noexcept {
+  if (reader != nullptr && n.expires != TimePoint::max()) reader->limit_lifetime(n.expires - now);
 }
 
 template <class K, class V, class Hash, class Eq>
 template <bool kCountAbsent, class Q, class F>
-auto TtlCache<K, V, Hash, Eq>::try_hit(Shard& s, const Probe<Q>& probe, TimePoint now, F& f)
-    -> Lookup {
+inline auto TtlCache<K, V, Hash, Eq>::try_hit(Shard& s, const Probe<Q>& probe, F& f) -> Lookup {
   typename Shard::ReaderLock lock(s.mu);
   detail::ReaderCounts& mine = lock.local();
-  const auto it = s.map.find(probe);
-  if (it == s.map.end()) {
+  const Node* n = s.find(probe);
+  if (n == nullptr) {
     if constexpr (kCountAbsent) ++mine.misses;
     return Lookup::kAbsent;
   }
-  // Expired: dropping it changes the map, which is for the writer's lock.
-  if (it->second.expires <= now) return Lookup::kExpired;
-  Shard::count_hit(it->second, mine.hits, mine.sessions_avoided);
-  f(std::as_const(it->second.value));
+  // Expired: dropping it changes the table, which is for the writer's lock.
+  if (n->expires != TimePoint::max() && n->expires <= now()) return Lookup::kExpired;
+  Shard::count_hit(*n, mine.hits, mine.sessions_avoided);
+  f(std::as_const(n->value));
   return Lookup::kHit;
 }
 
 template <class K, class V, class Hash, class Eq>
 template <class Q, class F>
 bool TtlCache<K, V, Hash, Eq>::visit(const Q& key, F&& f) {
-  const auto now = clock_->now();
   const Probe<Q> probe{key, hash_of(key)};
   Shard& s = shard_of(probe.hash);
-  switch (try_hit</*kCountAbsent=*/true>(s, probe, now, f)) {
-    case Lookup::kHit:
-      return true;
-    case Lookup::kAbsent:
-      return false;
-    case Lookup::kExpired:
-      break;
+  detail::LoadFrame* const reader = detail::t_load_frame;
+  if (reader == nullptr) [[likely]] {
+    switch (try_hit</*kCountAbsent=*/true>(s, probe, f)) {
+      case Lookup::kHit:
+        return true;
+      case Lookup::kAbsent:
+        return false;
+      case Lookup::kExpired:
+        break;
+    }
   }
+  return visit_exclusive(s, probe, f, reader);
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class Q, class F>
+bool TtlCache<K, V, Hash, Eq>::visit_exclusive(Shard& s, const Probe<Q>& probe, F& f,
+                                               detail::LoadFrame* reader) {
+  // A key looked up as another type is recorded as a K (a std::string for a
+  // std::string_view, say); one that makes no K is not recorded.
+  std::optional<K> converted;
+  const K* key = nullptr;
+  if constexpr (std::is_same_v<Q, K>) {
+    key = &probe.key;
+  } else if constexpr (std::is_constructible_v<K, const Q&>) {
+    if (reader != nullptr) key = &converted.emplace(probe.key);
+  }
+  const std::shared_ptr<detail::Dependent>* dependent =
+      reader != nullptr && key != nullptr ? &reader->dependent() : nullptr;
+  const TimePoint t = now();
   typename Shard::WriterLock lock(s.mu);
-  if (Node* n = s.find_live(probe, now)) {  // put again meanwhile
-    s.count_hit(*n);
-    f(std::as_const(n->value));
-    return true;
+  // With the lookup, under one lock: an invalidation either comes after this
+  // and finds the reader's Dependent, or came before and left nothing to read.
+  if (dependent != nullptr) s.add_dependent(*key, *dependent);
+  const Node* n = s.find_live(probe, t);  // put again meanwhile, if it had expired
+  if (n == nullptr) {
+    ++s.counts.misses;
+    return false;
   }
-  ++s.counts.misses;
-  return false;
+  limit_by(reader, *n, t);
+  s.count_hit(*n);
+  f(std::as_const(n->value));
+  return true;
 }
 
 template <class K, class V, class Hash, class Eq>
@@ -108,13 +155,18 @@ std::optional<V> TtlCache<K, V, Hash, Eq>::get(const Q& key) {
 template <class K, class V, class Hash, class Eq>
 void TtlCache<K, V, Hash, Eq>::put(const K& key, V value,
                                    std::optional<std::chrono::milliseconds> ttl) {
-  const auto d = checked_ttl(ttl);
+  const Nanos d = checked_ttl(ttl);
   const Probe<K> probe{key, hash_of(key)};
   Shard& s = shard_of(probe.hash);
-  const auto now = clock_->now();
-  typename Shard::WriterLock lock(s.mu);
-  s.insert(probe, value, expiry(now, d), now, 0);
-  s.detach_flight(key);  // a running load would overwrite this newer value
+  const TimePoint t = now();
+  detail::DependentList replaced;
+  {
+    typename Shard::WriterLock lock(s.mu);
+    s.insert(probe, value, {expiry(t, d), t, 0, s.next_generation++, nullptr});
+    s.detach_flight(key);  // a running load would overwrite this newer value
+    s.take_dependents(key, replaced);
+  }
+  detail::invalidate_dependents(std::move(replaced));
 }
 
 template <class K, class V, class Hash, class Eq>
@@ -131,14 +183,15 @@ template <class K, class V, class Hash, class Eq>
 template <class F, class L>
 void TtlCache<K, V, Hash, Eq>::visit_or_load(const K& key, L&& loader, F&& f,
                                              std::optional<std::chrono::milliseconds> ttl) {
-  const auto d = checked_ttl(ttl);
-  const auto now = clock_->now();
+  const Nanos d = checked_ttl(ttl);
   const Probe<K> probe{key, hash_of(key)};
   Shard& s = shard_of(probe.hash);
-  // The common case, a hit, shares the lock; a miss goes on under the writer's.
-  if (try_hit</*kCountAbsent=*/false>(s, probe, now, f) == Lookup::kHit) return;
+  // The common case, a hit, shares the lock; a miss, or a read that a load
+  // running on this thread records, goes on under the writer's.
+  detail::LoadFrame* const reader = detail::t_load_frame;
+  if (reader == nullptr && try_hit</*kCountAbsent=*/false>(s, probe, f) == Lookup::kHit) return;
   std::optional<V> value;
-  load(s, probe, now, loader, d, LoadMode::kGet, value);
+  load(s, {probe, d, LoadMode::kGet, reader}, loader, value);
   f(std::as_const(*value));
 }
 
@@ -146,135 +199,11 @@ template <class K, class V, class Hash, class Eq>
 template <class F>
 V TtlCache<K, V, Hash, Eq>::reload(const K& key, F&& loader,
                                    std::optional<std::chrono::milliseconds> ttl) {
-  const auto d = checked_ttl(ttl);
+  const Nanos d = checked_ttl(ttl);
   const Probe<K> probe{key, hash_of(key)};
   std::optional<V> value;
-  load(shard_of(probe.hash), probe, clock_->now(), loader, d, LoadMode::kReload, value);
+  load(shard_of(probe.hash), {probe, d, LoadMode::kReload, detail::t_load_frame}, loader, value);
   return std::move(*value);
-}
-
-template <class K, class V, class Hash, class Eq>
-template <class F>
-auto TtlCache<K, V, Hash, Eq>::load(Shard& s, const Probe<K>& probe, TimePoint now, F& loader,
-                                    std::chrono::milliseconds ttl, LoadMode mode,
-                                    std::optional<V>& out) -> LoadOutcome {
-  const K& key = probe.key;
-  std::shared_ptr<Flight> flight;
-  {
-    std::unique_lock lock(s.mu);
-    if (mode == LoadMode::kGet || mode == LoadMode::kWarm) {
-      if (Node* n = s.find_live(probe, now)) {
-        if (mode == LoadMode::kWarm) return LoadOutcome::kPresent;
-        s.count_hit(*n);  // put or loaded since the shared lookup
-        out.emplace(n->value);
-        return LoadOutcome::kHit;
-      }
-      if (mode == LoadMode::kGet) ++s.counts.misses;
-    }
-    if (auto it = s.flights.find(key); it != s.flights.end()) {
-      switch (mode) {
-        case LoadMode::kWarm:
-        case LoadMode::kRefresh:
-          return LoadOutcome::kInProgress;
-        case LoadMode::kReload:
-          s.detach_flight(it);
-          break;
-        case LoadMode::kGet:
-          // Someone is loading this key: wait for that result instead.
-          flight = it->second;
-          flight->done_cv.wait(lock, [&] { return flight->done; });
-          if (flight->error) std::rethrow_exception(flight->error);
-          s.counts.sessions_avoided += flight->cost;
-          detail::credit_sessions_avoided(flight->cost);
-          out.emplace(*flight->value);
-          return LoadOutcome::kJoined;
-      }
-    }
-    flight = std::make_shared<Flight>();
-    s.flights.emplace(key, flight);
-  }
-
-  // From here the flight must end, whatever throws: otherwise its waiters,
-  // and every later miss on key, would wait for it forever.
-  struct EndGuard {
-    Shard& s;
-    const K& key;
-    const std::shared_ptr<Flight>& flight;
-    bool ended = false;
-    ~EndGuard() {
-      if (ended) return;
-      typename Shard::WriterLock lock(s.mu);
-      if (!flight->error && !flight->value) {
-        flight->error =
-            std::make_exception_ptr(std::logic_error("TtlCache: a load ended without a result"));
-      }
-      s.end_flight(key, flight);
-    }
-  } guard{s, key, flight};
-
-  const auto started = std::chrono::steady_clock::now();
-  const std::uint64_t cost_before = detail::session_cost_clock();
-  std::exception_ptr error;
-  try {
-    out.emplace(loader(key));
-  } catch (...) {
-    error = std::current_exception();
-  }
-  const std::uint64_t cost = detail::session_cost_clock() - cost_before;
-  const auto took = std::chrono::steady_clock::now() - started;
-  const auto loaded_at = clock_->now();
-
-  {
-    typename Shard::WriterLock lock(s.mu);
-    s.counts.load_time += took;
-    if (!error) {
-      try {
-        flight->value = *out;
-        flight->cost = cost;
-        if (!flight->stale) s.insert(probe, *out, expiry(loaded_at, ttl), loaded_at, cost);
-      } catch (...) {
-        // Copying the value failed: for this caller and the waiters alike.
-        error = std::current_exception();
-        flight->value.reset();
-      }
-    }
-    if (error) {
-      ++s.counts.load_failures;
-      flight->error = error;
-    } else {
-      ++s.counts.loads;
-    }
-    s.end_flight(key, flight);
-    guard.ended = true;
-  }
-  if (error) std::rethrow_exception(error);
-  return LoadOutcome::kLoaded;
-}
-
-template <class K, class V, class Hash, class Eq>
-template <class Range, class F>
-WarmResult TtlCache<K, V, Hash, Eq>::warm(const Range& keys, F&& loader) {
-  WarmResult result;
-  for (const K& key : keys) {
-    const Probe<K> probe{key, hash_of(key)};
-    std::optional<V> unused;
-    try {
-      switch (load(shard_of(probe.hash), probe, clock_->now(), loader, config_.ttl, LoadMode::kWarm,
-                   unused)) {
-        case LoadOutcome::kPresent:
-          ++result.present;
-          break;
-        case LoadOutcome::kInProgress:
-          ++result.in_progress;
-          break;
-        default:
-          ++result.loaded;
-      }
-    } catch (...) {
-      ++result.failed;
-    }
-  }
-  return result;
 }
 
 }  // namespace poolscope::cache

@@ -1,230 +1,234 @@
-// TtlCache's data structures: the shard with its map, eviction list and
-// in-flight loads, and the map's key. Included by ttl_cache.h only.
+// TtlCache's shard: its hash table, eviction list, running loads and the
+// dependents of its keys. Included by ttl_cache.h only.
 //
-// Invariants, per shard and under its exclusive lock: every entry of `map`
-// is in the eviction list exactly once; `bytes` is the sum of the entries'
-// sizes; `flights` holds at most one running load per key, and a load that
-// an invalidation, a put or a reload superseded is marked stale and removed
+// Invariants, under the shard's exclusive lock: every node of `table` is in
+// the eviction list exactly once; `bytes` is the sum of the nodes' sizes;
+// `flights` holds at most one running load per key, and a load that an
+// invalidation, a put or a reload superseded is marked stale and removed
 // from it (detach_flight). A flight leaves `flights` and is marked done, with
 // a value or an error, exactly once (end_flight), however its load ends.
+// `dependents` maps a key to the Dependents of the loads that read it since
+// it was last invalidated, whether or not it is cached now.
 //
-// A hit takes the shard's lock shared (ReadMostlyMutex: the reader's own
-// CPU slot), so hits write no line another core reads: they count into
-// their slot and set the entry's `referenced` bit only when it is clear.
-// Everything that changes the map or the list takes the lock exclusively.
-// Eviction is CLOCK (second chance) over the list: the entry at the tail
-// goes unless it was read since the hand last passed it, in which case it
-// moves to the front with its bit cleared. That orders entries as LRU does
-// where it matters (an entry read since its insertion outlives one that was
-// not) without a hit having to move anything.
+// A hit takes the shard's lock shared (the reader's own CPU slot), so hits
+// write no line another core reads: they count into their slot and set the
+// node's marks only when they are not set. Everything that changes the
+// table or the list takes the lock exclusively. Eviction is CLOCK (second
+// chance) over the list: the node at the tail goes unless it was read since
+// the hand last passed it, in which case it moves to the front, unmarked.
+// That orders entries as LRU does where it matters (an entry read since its
+// insertion outlives one that was not) without a hit having to move anything.
 
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "poolscope/cache/detail/shard_mutex.h"
+#include "poolscope/cache/detail/shard_table.h"
 
 namespace poolscope::cache {
-namespace detail {
-
-// What a hit counts, per reader slot.
-struct ReaderCounts {
-  std::uint64_t hits = 0;
-  std::uint64_t misses = 0;
-  std::uint64_t sessions_avoided = 0;
-};
-
-}  // namespace detail
-
-// The shard maps' key: the key and its hash, so that a lookup hashes once
-// (shard and bucket share the hash, carried by a Probe) and walking a bucket
-// compares hashes before keys and never hashes a stored key again.
-template <class K, class V, class Hash, class Eq>
-struct TtlCache<K, V, Hash, Eq>::MapKey {
-  K key;
-  std::size_t hash;
-};
-
-template <class K, class V, class Hash, class Eq>
-template <class Q>
-struct TtlCache<K, V, Hash, Eq>::Probe {
-  const Q& key;
-  std::size_t hash;
-};
-
-template <class K, class V, class Hash, class Eq>
-struct TtlCache<K, V, Hash, Eq>::MapHash {
-  using is_transparent = void;
-  std::size_t operator()(const MapKey& k) const noexcept { return k.hash; }
-  template <class Q>
-  std::size_t operator()(const Probe<Q>& p) const noexcept {
-    return p.hash;
-  }
-};
-
-template <class K, class V, class Hash, class Eq>
-struct TtlCache<K, V, Hash, Eq>::MapEq {
-  using is_transparent = void;
-  bool operator()(const MapKey& a, const MapKey& b) const {
-    return a.hash == b.hash && Eq{}(a.key, b.key);
-  }
-  template <class Q>
-  bool operator()(const Probe<Q>& p, const MapKey& k) const {
-    return p.hash == k.hash && Eq{}(p.key, k.key);
-  }
-  template <class Q>
-  bool operator()(const MapKey& k, const Probe<Q>& p) const {
-    return p.hash == k.hash && Eq{}(k.key, p.key);
-  }
-};
-
-template <class K, class V, class Hash, class Eq>
-struct TtlCache<K, V, Hash, Eq>::Node {
-  Node(const V& v, std::chrono::steady_clock::time_point expires_at,
-       std::chrono::steady_clock::time_point loaded_at, std::uint64_t sessions)
-      : value(v), expires(expires_at), loaded(loaded_at), cost(sessions) {}
-
-  V value;
-  std::chrono::steady_clock::time_point expires;  // time_point::max(): never
-  std::chrono::steady_clock::time_point loaded;
-  std::uint64_t cost = 0;  // sessions a hit avoids
-  std::size_t bytes = 0;
-  // Set by readers (sharing the lock, hence atomic, relaxed: only the
-  // exclusive holder acts on them, and taking the lock orders them).
-  mutable std::atomic<bool> referenced{false};       // read since the clock hand passed
-  mutable std::atomic<bool> read_since_load{false};  // for background refresh
-  const MapKey* key = nullptr;                       // the map's own key
-  Node* prev = nullptr;
-  Node* next = nullptr;
-};
-
-template <class K, class V, class Hash, class Eq>
-struct TtlCache<K, V, Hash, Eq>::Flight {
-  std::condition_variable_any done_cv;  // waited on with the shard's exclusive lock
-  bool done = false;
-  bool stale = false;  // invalidated while loading: not cached
-  std::optional<V> value;
-  std::exception_ptr error;
-  std::uint64_t cost = 0;
-};
 
 template <class K, class V, class Hash, class Eq>
 struct alignas(64) TtlCache<K, V, Hash, Eq>::Shard {
-  using Map = std::unordered_map<MapKey, Node, MapHash, MapEq>;
-  using Mutex = poolscope::detail::ReadMostlyMutex<detail::ReaderCounts>;
+  using Mutex = detail::ShardMutex<detail::ReaderCounts>;
   using WriterLock = poolscope::detail::BasicMutexLock<Mutex>;
   using ReaderLock = typename Mutex::ReaderLock;
+  using Flights = std::unordered_map<K, std::shared_ptr<Flight>, Hash, Eq>;
+  using Dependents = std::unordered_map<K, detail::DependentList, Hash, Eq>;
+  // What insert() stores beside the value.
+  struct Entry {
+    TimePoint expires;
+    TimePoint loaded;
+    std::uint64_t cost;
+    std::uint64_t generation;
+    std::shared_ptr<detail::Dependent> dependent;
+  };
 
   mutable Mutex mu;
-  Map map;
-  using Flights = std::unordered_map<K, std::shared_ptr<Flight>, Hash, Eq>;
-  Flights flights;
-  Node* head = nullptr;  // the most recently inserted or promoted
-  Node* tail = nullptr;  // where the clock hand looks first
-  std::size_t capacity = 0;
-  std::uint64_t bytes = 0;
-  CacheStats counts;  // what writers count; readers count in their slots
+  detail::ShardTable<Node> table POOLSCOPE_GUARDED_BY(mu);
+  Flights flights POOLSCOPE_GUARDED_BY(mu);
+  Dependents dependents POOLSCOPE_GUARDED_BY(mu);
+  std::size_t sweep_dependents_at POOLSCOPE_GUARDED_BY(mu) = 64;
+  Node* head POOLSCOPE_GUARDED_BY(mu) = nullptr;  // the most recently inserted or promoted
+  Node* tail POOLSCOPE_GUARDED_BY(mu) = nullptr;  // where the clock hand looks first
+  std::uint64_t bytes POOLSCOPE_GUARDED_BY(mu) = 0;
+  std::uint64_t next_generation POOLSCOPE_GUARDED_BY(mu) = 1;
+  CacheStats counts POOLSCOPE_GUARDED_BY(mu);  // what writers count; readers count in their slots
+  std::size_t capacity = 0;                    // constant once the cache is constructed
 
-  void unlink(Node* n) noexcept {
-    (n->prev != nullptr ? n->prev->next : head) = n->next;
-    (n->next != nullptr ? n->next->prev : tail) = n->prev;
-    n->prev = n->next = nullptr;
-  }
-  void link_front(Node* n) noexcept {
-    n->prev = nullptr;
-    n->next = head;
-    (head != nullptr ? head->prev : tail) = n;
-    head = n;
-  }
-  void remove(typename Map::iterator it) {
-    unlink(&it->second);
-    bytes -= it->second.bytes;
-    map.erase(it);
-  }
-  // Under the exclusive lock: the live entry for key, or null (an expired
-  // one is dropped).
   template <class Q>
-  Node* find_live(const Probe<Q>& key, std::chrono::steady_clock::time_point now) {
-    auto it = map.find(key);
-    if (it == map.end()) return nullptr;
-    if (it->second.expires <= now) {
-      remove(it);
-      ++counts.evictions_ttl;
-      return nullptr;
+  Node* find(const Probe<Q>& p) const POOLSCOPE_REQUIRES_SHARED(mu) {
+    return table.find(p.hash, [&p](const Node& n) { return key_equals(n.key, p.key); });
+  }
+  // Eq, but byte strings under the default Eq compare inline (equal_bytes).
+  template <class Q>
+  static bool key_equals(const K& stored, const Q& key) {
+    if constexpr (std::is_same_v<Eq, std::equal_to<>> && StringKey<K> &&
+                  std::is_convertible_v<const Q&, std::string_view>) {
+      return equal_bytes(stored, key);
+    } else {
+      return Eq{}(stored, key);
     }
-    return &it->second;
+  }
+  // The live node for key, or null (an expired one is dropped).
+  template <class Q>
+  Node* find_live(const Probe<Q>& key, TimePoint now) POOLSCOPE_REQUIRES(mu) {
+    Node* n = find(key);
+    if (n == nullptr || n->expires > now) return n;
+    remove(*n);
+    ++counts.evictions_ttl;
+    return nullptr;
   }
   // Counts a hit on n in hits/sessions (a reader's slot or the shard's) and
-  // marks n read; a reader writes the bits only when they are clear.
+  // marks n read; a reader writes the marks only when they are not set.
   static void count_hit(const Node& n, std::uint64_t& hits, std::uint64_t& sessions) noexcept {
-    if (!n.referenced.load(std::memory_order_relaxed))
-      n.referenced.store(true, std::memory_order_relaxed);
-    if (!n.read_since_load.load(std::memory_order_relaxed)) {
-      n.read_since_load.store(true, std::memory_order_relaxed);
+    if (n.marks.load(std::memory_order_relaxed) != Node::kRead) {
+      n.marks.store(Node::kRead, std::memory_order_relaxed);
     }
     ++hits;
     sessions += n.cost;
     detail::credit_sessions_avoided(n.cost);
   }
-  void count_hit(const Node& n) noexcept { count_hit(n, counts.hits, counts.sessions_avoided); }
-  // Removes the entry at it as invalidated.
-  void invalidate(typename Map::iterator it) {
-    remove(it);
-    ++counts.evictions_invalidated;
+  void count_hit(const Node& n) POOLSCOPE_REQUIRES(mu) {
+    count_hit(n, counts.hits, counts.sessions_avoided);
   }
+
+  void unlink(Node& n) noexcept POOLSCOPE_REQUIRES(mu) {
+    (n.prev != nullptr ? n.prev->next : head) = n.next;
+    (n.next != nullptr ? n.next->prev : tail) = n.prev;
+    n.prev = n.next = nullptr;
+  }
+  void link_front(Node& n) noexcept POOLSCOPE_REQUIRES(mu) {
+    n.prev = nullptr;
+    n.next = head;
+    (head != nullptr ? head->prev : tail) = &n;
+    head = &n;
+  }
+  // Takes n out; the caller destroys it (outside the lock, where it can).
+  std::unique_ptr<Node> remove(Node& n) noexcept POOLSCOPE_REQUIRES(mu) {
+    unlink(n);
+    bytes -= n.bytes;
+    return table.extract(n);
+  }
+
   // Supersedes the running load of key, if any: marked stale, its result
-  // goes to its waiters but not into the map, and the next miss starts a
+  // goes to its waiters but not into the table, and the next miss starts a
   // new load.
-  void detach_flight(const K& key) {
+  void detach_flight(const K& key) POOLSCOPE_REQUIRES(mu) {
     if (auto it = flights.find(key); it != flights.end()) detach_flight(it);
   }
-  typename Flights::iterator detach_flight(typename Flights::iterator it) {
+  typename Flights::iterator detach_flight(typename Flights::iterator it) POOLSCOPE_REQUIRES(mu) {
     it->second->stale = true;
     return flights.erase(it);
   }
   // Ends flight f of key: done (REQUIRES: with a value or an error), out of
   // `flights` unless superseded already, its waiters woken.
-  void end_flight(const K& key, const std::shared_ptr<Flight>& f) noexcept {
-    f->done = true;
-    if (auto it = flights.find(key); it != flights.end() && it->second == f) flights.erase(it);
-    f->done_cv.notify_all();
+  void end_flight(const K& key, Flight& f) noexcept POOLSCOPE_REQUIRES(mu) {
+    f.done = true;
+    if (auto it = flights.find(key); it != flights.end() && it->second.get() == &f) {
+      flights.erase(it);
+    }
+    f.done_cv.notify_all();
   }
-  // Removes one entry: the first from the tail not read since the hand
-  // passed it. REQUIRES: the map is not empty.
-  void evict_one() {
-    while (tail->referenced.load(std::memory_order_relaxed)) {
-      Node* n = tail;
-      n->referenced.store(false, std::memory_order_relaxed);
+
+  // Records that d read key.
+  void add_dependent(const K& key, const std::shared_ptr<detail::Dependent>& d)
+      POOLSCOPE_REQUIRES(mu) {
+    auto it = dependents.find(key);
+    if (it == dependents.end()) {
+      if (dependents.size() >= sweep_dependents_at) sweep_dependents();
+      it = dependents.emplace(key, detail::DependentList{}).first;
+    }
+    detail::add_dependent(it->second, d);
+  }
+  // Drops the keys none of whose dependents exist, now and then (the lists
+  // would otherwise keep every key any load ever read).
+  void sweep_dependents() POOLSCOPE_REQUIRES(mu) {
+    std::erase_if(dependents, [](const auto& entry) { return detail::all_gone(entry.second); });
+    sweep_dependents_at = std::max<std::size_t>(64, 2 * dependents.size());
+  }
+  // Appends the dependents of key to out: they are to be invalidated.
+  void take_dependents(const K& key, detail::DependentList& out) POOLSCOPE_REQUIRES(mu) {
+    const auto it = dependents.find(key);
+    if (it == dependents.end()) return;
+    if (out.empty()) {
+      out = std::move(it->second);
+    } else {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+    }
+    dependents.erase(it);
+  }
+  // Invalidates key: its load, its node (into gone) and its dependents
+  // (into fired). Returns whether a node was removed.
+  bool invalidate_key(const Probe<K>& key, std::vector<std::unique_ptr<Node>>& gone,
+                      detail::DependentList& fired) POOLSCOPE_REQUIRES(mu) {
+    detach_flight(key.key);
+    take_dependents(key.key, fired);
+    Node* n = find(key);
+    if (n == nullptr) return false;
+    gone.push_back(remove(*n));
+    ++counts.evictions_invalidated;
+    return true;
+  }
+
+  // Buckets of what scan() walks, and a walk of some: f(const K&, const
+  // Node*) for each key of buckets [first, last) (an entry's with its node,
+  // a dependents' key with null). Returns where it stopped.
+  std::size_t bucket_count(ScanPart part) const POOLSCOPE_REQUIRES_SHARED(mu) {
+    return part == ScanPart::kEntries ? table.bucket_count() : dependents.bucket_count();
+  }
+  template <class F>
+  std::size_t visit_buckets(ScanPart part, std::size_t first, std::size_t last, F& f) const
+      POOLSCOPE_REQUIRES_SHARED(mu) {
+    if (part == ScanPart::kEntries) {
+      return table.for_each_in(first, last, [&f](const Node& n) { f(n.key, &n); });
+    }
+    last = std::min(last, dependents.bucket_count());
+    for (std::size_t b = first; b < last; ++b) {
+      for (auto it = dependents.cbegin(b); it != dependents.cend(b); ++it) f(it->first, nullptr);
+    }
+    return last;
+  }
+
+  // Removes one node: the first from the tail not read since the hand
+  // passed it. REQUIRES: the table is not empty.
+  void evict_one() POOLSCOPE_REQUIRES(mu) {
+    while ((tail->marks.load(std::memory_order_relaxed) & Node::kReferenced) != 0) {
+      Node& n = *tail;
+      n.marks.store(n.marks.load(std::memory_order_relaxed) & Node::kReadSinceLoad,
+                    std::memory_order_relaxed);
       unlink(n);
       link_front(n);
     }
-    remove(map.find(*tail->key));
+    remove(*tail);  // destroyed here: eviction happens inside an insert
     ++counts.evictions_capacity;
   }
-  void insert(const Probe<K>& key, const V& value, std::chrono::steady_clock::time_point expires,
-              std::chrono::steady_clock::time_point now, std::uint64_t cost) {
-    auto it = map.find(key);
-    if (it == map.end()) {
-      // Make room first, so the new entry is never the one evicted.
-      while (!map.empty() && map.size() >= capacity) evict_one();
-      it = map.try_emplace(MapKey{key.key, key.hash}, value, expires, now, cost).first;
-      it->second.key = &it->first;
-      link_front(&it->second);
+  // Caches value for key (replacing its node's value, if it has one).
+  void insert(const Probe<K>& key, const V& value, Entry e) POOLSCOPE_REQUIRES(mu) {
+    Node* n = find(key);
+    if (n == nullptr) {
+      // Make room first, so the new node is never the one evicted.
+      while (!table.empty() && table.size() >= capacity) evict_one();
+      auto fresh = std::make_unique<Node>(key.hash, key.key, value);
+      n = fresh.get();
+      table.insert(std::move(fresh));
     } else {
-      Node& n = it->second;
-      n.value = value;  // first: if copying throws, the entry is unchanged
-      bytes -= n.bytes;
-      n.expires = expires;
-      n.loaded = now;
-      n.cost = cost;
-      n.read_since_load.store(false, std::memory_order_relaxed);
-      n.referenced.store(false, std::memory_order_relaxed);
-      unlink(&n);
-      link_front(&n);
+      n->value = value;  // first: if copying throws, the node is unchanged
+      bytes -= n->bytes;
+      unlink(*n);
+      n->marks.store(0, std::memory_order_relaxed);
     }
-    Node& n = it->second;
-    n.bytes =
-        sizeof(Node) + 2 * sizeof(void*) + approximate_bytes(key.key) + approximate_bytes(value);
-    bytes += n.bytes;
+    link_front(*n);
+    n->expires = e.expires;
+    n->loaded = e.loaded;
+    n->cost = e.cost;
+    n->generation = e.generation;
+    n->dependent = std::move(e.dependent);
+    n->bytes = sizeof(Node) + sizeof(void*) + approximate_bytes(n->key) + approximate_bytes(value);
+    bytes += n->bytes;
   }
 };
 
