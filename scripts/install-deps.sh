@@ -4,7 +4,7 @@
 #
 #   scripts/install-deps.sh build   compilers and libraries (enough for the demo)
 #   scripts/install-deps.sh all     the same plus the servers the tests start
-#                                   (PostgreSQL, Prometheus and its promtool)
+#                                   (PostgreSQL, Prometheus and its promtool, Redis)
 set -euo pipefail
 
 what=${1:-all}
@@ -17,8 +17,9 @@ libraries=(
   libsoci-dev libboost-dev libpq-dev libsqlite3-dev
   prometheus-cpp-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
+  libhiredis-dev
 )
-servers=(postgresql prometheus)
+servers=(postgresql prometheus redis-server redis-tools)
 
 missing() {
   local pkg
