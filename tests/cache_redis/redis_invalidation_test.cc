@@ -189,5 +189,39 @@ TEST_F(RedisSettingsTest, OneConfigFieldSharesLoadsAndSaves) {
   EXPECT_EQ(s.caches[0].loads + a->stats().caches[0].loads, 2u) << "one per version, in total";
 }
 
+TEST_F(RedisSettingsTest, InstancesBuiltFromSettingsFollowASaveElsewhere) {
+  // Each process: settings with the tier, account objects built from them,
+  // and the incidents' listener that evicts an account when its settings go.
+  struct Process {
+    Process(Pool& pool, SettingsCacheConfig config)
+        : settings(pool, std::move(config)),
+          accounts(
+              [this](const int& id) {
+                return std::make_shared<std::string>(settings.get<std::string>(id, "api_key"));
+              },
+              {.name = "accounts"}),
+          evict(settings.cache().add_invalidation_listener([this](const auto& i) {
+            if (i.key) accounts.evict(static_cast<int>(*i.key));
+          })) {}
+    SettingsCache settings;
+    InstanceCache<int, std::string> accounts;
+    Subscription evict;
+  };
+  auto a_tier = std::make_shared<RedisTier>(config());
+  auto b_tier = std::make_shared<RedisTier>(config());
+  Process a(*pool_a_, settings_config(a_tier));
+  Process b(*pool_b_, settings_config(b_tier));
+  Subscription a_accounts = a_tier->attach(a.accounts);  // evictions travel too
+  Subscription b_accounts = b_tier->attach(b.accounts);
+  wait_subscribed(*a_tier);
+  wait_subscribed(*b_tier);
+  EXPECT_EQ(*b.accounts.get(1), "key-1");
+  a.settings.save(1, "api_key", "key-2");
+  // The settings' invalidation, then the account's eviction, in that order.
+  ASSERT_TRUE(eventually([&] { return b_tier->stats().invalidations_received == 2; }));
+  EXPECT_EQ(b.accounts.peek(1), nullptr);
+  EXPECT_EQ(*b.accounts.get(1), "key-2");
+}
+
 }  // namespace
 }  // namespace poolscope::cache

@@ -25,6 +25,7 @@ using namespace std::chrono_literals;
 using poolscope::testing::eventually;
 using poolscope::testing::fixture_redis;
 using poolscope::testing::RawRedis;
+using poolscope::testing::wait_subscribed;
 
 using StringCache = TtlCache<std::string, std::string>;
 
@@ -52,6 +53,8 @@ TEST_F(RedisTierTest, AMissLoadsOnceAndTheOtherTierReadsRedis) {
   StringCache ca({.name = "c", .ttl = 60s}), cb({.name = "c", .ttl = 60s});
   RedisBinding sa = a.attach(ca);
   RedisBinding sb = b.attach(cb);
+  wait_subscribed(a);  // a cache attached before the first subscription is flushed by it
+  wait_subscribed(b);
   EXPECT_EQ(sa.get_or_load("k", [](const std::string&) { return std::string("v1"); }), "v1");
   RedisCacheTierStats s = sa.stats();
   EXPECT_EQ(s.redis_misses, 1u);
@@ -278,6 +281,23 @@ TEST_F(RedisTierTest, ReadersMayOutliveTheTierAndCachesTheirBindings) {
   shared.reset();
 }
 
+TEST_F(RedisTierTest, LoaderCallablesGoThroughRedisAndMayOutliveTheBinding) {
+  RedisTier tier(config());
+  StringCache cache({.name = "c"});
+  std::optional<RedisBinding<std::string, std::string>> shared(tier.attach(cache));
+  wait_subscribed(tier);
+  raw_.command({"SET", key("c", "a"), "ps1;0;from redis"});
+  auto load = shared->loader([](const std::string& k) { return "db-" + k; });
+  const std::vector<std::string> keys = {"a", "b"};
+  EXPECT_EQ(cache.warm(keys, load).loaded, 2u);
+  EXPECT_EQ(cache.get("a"), "from redis");
+  EXPECT_EQ(cache.get("b"), "db-b");
+  EXPECT_EQ(raw_.command({"GET", key("c", "b")}), "ps1;0;db-b") << "shared with the others";
+  shared.reset();
+  EXPECT_EQ(cache.get_or_load("c", load), "db-c");
+  EXPECT_EQ(raw_.command({"EXISTS", key("c", "c")}), "0") << "unbound: no Redis any more";
+}
+
 TEST_F(RedisTierTest, RedisHitsCreditTheSessionsTheirLoadTook) {
   poolscope::testing::TestDatabase db(poolscope::testing::TestBackend::kSqlite);
   Pool pool(db.config(2));
@@ -285,6 +305,7 @@ TEST_F(RedisTierTest, RedisHitsCreditTheSessionsTheirLoadTook) {
   StringCache ca({.name = "c"}), cb({.name = "c"});
   RedisBinding sa = a.attach(ca);
   RedisBinding sb = b.attach(cb);
+  wait_subscribed(b);  // a cache attached before the first subscription is flushed by it
   const auto query = [&](const std::string& k) {
     Lease one = pool.acquire();
     Lease other = pool.acquire_new();

@@ -170,7 +170,10 @@ void shared_load(BindingState& b, std::string_view key, std::optional<millisecon
     (void)load();
   };
   // Redis may hold what a queued invalidation is about: not until it is sent.
-  if (core.closed() || b.pending.load(std::memory_order_acquire) != 0) return fallback();
+  if (core.closed() || !b.bound.load(std::memory_order_acquire) ||
+      b.pending.load(std::memory_order_acquire) != 0) {
+    return fallback();
+  }
   Keys keys{b.key_prefix + std::string(key), b.lock_prefix + std::string(key),
             b.key_gen_prefix + std::string(key)};
   const std::string_view get[] = {"GET", keys.value};
@@ -203,7 +206,9 @@ std::shared_ptr<BindingState> bind(const std::shared_ptr<TierCore>& core, const 
 }
 
 void unbind(const std::shared_ptr<BindingState>& binding) noexcept {
-  if (binding != nullptr) binding->core->remove_binding(*binding);
+  if (binding == nullptr) return;
+  binding->bound.store(false, std::memory_order_release);
+  binding->core->remove_binding(*binding);
 }
 
 void publish(BindingState& binding, WireKind kind, std::string_view text) noexcept {

@@ -108,10 +108,24 @@ void TierCore::start() {
   handlers.subscribed = [this] { on_subscribed(); };
   handlers.lost = [this](const std::string& error, bool was) { on_subscriber_lost(error, was); };
   handlers.tick = [this] { replay_pending(); };
-  poolscope::detail::MutexLock lock(subscriber_mu_);
-  if (!closed() && subscriber_ == nullptr) {
+  {
+    poolscope::detail::MutexLock lock(subscriber_mu_);
+    if (closed() || subscriber_ != nullptr) return;
     subscriber_ = std::make_unique<Subscriber>(url_, channel_, sc, std::move(handlers));
   }
+  const auto deadline = SteadyClock::now() + config_.connect_timeout + config_.timeout;
+  poolscope::detail::MutexLock lock(first_mu_);
+  while (!first_attempt_done_ && first_cv_.wait_until(first_mu_, deadline)) {
+  }
+}
+
+void TierCore::first_attempt_done() noexcept {
+  {
+    poolscope::detail::MutexLock lock(first_mu_);
+    if (first_attempt_done_) return;
+    first_attempt_done_ = true;
+  }
+  first_cv_.notify_all();
 }
 
 void TierCore::shutdown() noexcept {
@@ -206,6 +220,11 @@ std::shared_ptr<BindingState> TierCore::add_binding(const std::shared_ptr<TierCo
   }
   auto state = std::make_shared<BindingState>(self, name, ttl, std::move(hooks));
   poolscope::detail::MutexLock lock(bindings_mu_);
+  // Under the lock that on_subscriber_lost() flags the bindings under: a
+  // binding is flagged by one or the other.
+  if (!counters_.subscriber_connected.load(std::memory_order_acquire)) {
+    state->may_have_missed.store(true, std::memory_order_relaxed);
+  }
   if (!bindings_.emplace(name, state).second) {
     throw std::invalid_argument("RedisTier: a cache named '" + name +
                                 "' is attached already (cache names share Redis keys)");

@@ -70,6 +70,14 @@ class BindingState : public std::enable_shared_from_this<BindingState> {
   // Redis (it may hold what they invalidated). Changed under the core's
   // pending lock; read without it (acquire).
   std::atomic<std::size_t> pending{0};
+  // The subscriber was not subscribed at some moment while this binding
+  // existed: it may have missed invalidations, so its next subscription
+  // flushes the cache. (Set at bind when not subscribed, and for every
+  // binding when the link is lost.)
+  std::atomic<bool> may_have_missed{false};
+  // False once unbound: loads that still come (through a RedisBinding's
+  // loader() callable) go straight to the loader.
+  std::atomic<bool> bound{true};
 };
 
 class TierCore {
@@ -80,7 +88,9 @@ class TierCore {
   TierCore(const TierCore&) = delete;
   TierCore& operator=(const TierCore&) = delete;
 
-  // Starts the subscriber; shutdown() stops it and every later call.
+  // Starts the subscriber and waits (at most connect_timeout + timeout) for
+  // its first attempt, so that caches attached next start subscribed;
+  // shutdown() stops it and every later call.
   void start();
   void shutdown() noexcept;
 
@@ -162,6 +172,11 @@ class TierCore {
 
   poolscope::detail::Mutex subscriber_mu_;
   std::unique_ptr<Subscriber> subscriber_ POOLSCOPE_GUARDED_BY(subscriber_mu_);
+
+  poolscope::detail::Mutex first_mu_;
+  poolscope::detail::CondVar first_cv_;
+  bool first_attempt_done_ POOLSCOPE_GUARDED_BY(first_mu_) = false;
+  void first_attempt_done() noexcept;
 };
 
 // The Redis MATCH pattern for keys that start with literal and then match

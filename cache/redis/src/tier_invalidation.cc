@@ -211,11 +211,14 @@ void TierCore::on_subscribed() noexcept {
     poolscope::detail::MutexLock lock(bindings_mu_);
     for (const auto& [name, b] : bindings_) bindings.push_back(b);
   } catch (...) {
-    return;
+    bindings.clear();  // out of memory: the flags stay set for the next time
   }
   // Messages sent while we were not subscribed are lost: drop what they
   // may have invalidated.
+  std::size_t flushed = 0;
   for (const std::shared_ptr<BindingState>& b : bindings) {
+    if (!b->may_have_missed.exchange(false, std::memory_order_relaxed)) continue;
+    ++flushed;
     if (const auto alive = b->hooks.cache_watch.lock()) {
       try {
         b->hooks.apply(WireKind::kAll, {});
@@ -223,20 +226,27 @@ void TierCore::on_subscribed() noexcept {
       }
     }
   }
-  counters_.subscriber_flushes.fetch_add(1, std::memory_order_relaxed);
+  if (flushed > 0) counters_.subscriber_flushes.fetch_add(1, std::memory_order_relaxed);
   counters_.subscriber_connects.fetch_add(1, std::memory_order_relaxed);
   // After the flush: who sees "connected" may rely on the caches staying as they are.
   counters_.subscriber_connected.store(true, std::memory_order_release);
+  first_attempt_done();
   if (reconnected) {
     log(spdlog::level::info, "invalidation subscriber connected again; flushed " +
-                                 std::to_string(bindings.size()) +
+                                 std::to_string(flushed) +
                                  " local caches, as it may have missed invalidations");
   }
 }
 
 void TierCore::on_subscriber_lost(const std::string& error, bool was_connected) noexcept {
-  counters_.subscriber_connected.store(false, std::memory_order_relaxed);
   subscriber_lost_.store(true, std::memory_order_relaxed);
+  {
+    poolscope::detail::MutexLock lock(bindings_mu_);
+    counters_.subscriber_connected.store(false, std::memory_order_relaxed);
+    for (const auto& [name, b] : bindings_)
+      b->may_have_missed.store(true, std::memory_order_relaxed);
+  }
+  first_attempt_done();
   log(spdlog::level::warn,
       was_connected ? "invalidation subscriber lost its connection (" + error +
                           "); other processes' invalidations cannot arrive until it reconnects"

@@ -13,8 +13,9 @@
 // that holds it) go to Redis and to every process while the binding lives;
 // theirs are applied to this cache. put() stays local.
 //
-// REQUIRES: the cache outlives the binding. Move-only. The class is
-// thread-safe. No concurrent call to any API of this type causes a data race.
+// REQUIRES: the cache outlives the binding. Move-only (a moved-from binding
+// may only be destroyed or assigned to). The class is thread-safe. No
+// concurrent call to any API of this type causes a data race.
 
 #pragma once
 
@@ -38,14 +39,19 @@ struct RedisCacheOptions {
 
 namespace detail {
 
+// Another process's invalidation as this cache's; a clear of everything
+// when it names a key this process cannot read (or a pattern of a cache
+// whose keys are not strings): dropping too much is the safe mistake.
 template <class K>
-Invalidation<K> from_wire(WireKind kind, std::string_view text, const RedisKeyCodec<K>& keys,
-                          bool* ok) {
+Invalidation<K> from_wire(WireKind kind, std::string_view text, const RedisKeyCodec<K>& keys) {
   using Kind = typename Invalidation<K>::Kind;
-  *ok = true;
   switch (kind) {
     case WireKind::kKey:
-      if (std::optional<K> key = keys.decode(text)) return {Kind::kKey, std::move(key), {}};
+      try {
+        if (std::optional<K> key = keys.decode(text)) return {Kind::kKey, std::move(key), {}};
+      } catch (...) {
+        // A key codec that throws reads nothing.
+      }
       break;
     case WireKind::kPrefix:
       if constexpr (StringKey<K>) return {Kind::kPrefix, std::nullopt, std::string(text)};
@@ -54,9 +60,8 @@ Invalidation<K> from_wire(WireKind kind, std::string_view text, const RedisKeyCo
       if constexpr (StringKey<K>) return {Kind::kGlob, std::nullopt, std::string(text)};
       break;
     case WireKind::kAll:
-      return {Kind::kAll, std::nullopt, {}};
+      break;
   }
-  *ok = false;  // a key this process cannot read: the caller flushes instead
   return {Kind::kAll, std::nullopt, {}};
 }
 
@@ -69,9 +74,7 @@ std::pair<std::shared_ptr<BindingState>, Subscription> wire(const std::shared_pt
                                                             std::chrono::milliseconds ttl) {
   BindingHooks hooks;
   hooks.apply = [c = &cache, keys](WireKind kind, std::string_view text) {
-    bool ok = false;
-    Invalidation<K> invalidation = from_wire(kind, text, keys, &ok);
-    c->apply(invalidation);
+    c->apply(from_wire(kind, text, keys));
   };
   hooks.local_counts = [c = &cache] {
     const CacheStats s = c->stats();
@@ -124,39 +127,48 @@ class RedisBinding {
   V get_or_load(const K& key, F&& loader,
                 std::optional<std::chrono::milliseconds> ttl = std::nullopt) {
     return cache_->get_or_load(
-        key, [&](const K& k) { return load_through(k, loader, ttl); }, ttl);
+        key, [&](const K& k) { return load_through(shared_, k, loader, ttl); }, ttl);
   }
 
   // loader, but going through Redis: for cache().get_or_load(key,
-  // binding.loader(f)), warm(keys, binding.loader(f)) and the like.
-  // REQUIRES: the binding outlives the returned callable.
+  // binding.loader(f)), warm(keys, binding.loader(f)) and the like. The
+  // callable may outlive the binding (it then loads without Redis).
   template <class F>
-  auto loader(F f) {
-    return [this, f = std::move(f)](const K& key) mutable { return load_through(key, f, {}); };
+  auto loader(F f) const {
+    return [shared = shared_, f = std::move(f)](const K& key) mutable {
+      return load_through(shared, key, f, {});
+    };
   }
 
   Cache& cache() const noexcept { return *cache_; }
-  RedisCacheTierStats stats() const { return detail::binding_stats(*state_); }
+  RedisCacheTierStats stats() const { return detail::binding_stats(*shared_->state); }
 
  private:
   friend class RedisTier;
   RedisBinding(const std::shared_ptr<detail::TierCore>& core, Cache& cache, RedisCodec<V> codec,
                RedisKeyCodec<K> keys, RedisCacheOptions options)
-      : cache_(&cache),
-        codec_(std::make_shared<const RedisCodec<V>>(std::move(codec))),
-        encode_key_(keys.encode) {
+      : cache_(&cache) {
     auto [state, wiring] =
         detail::wire(core, cache, keys, options.ttl.value_or(cache.config().ttl));
-    state_ = std::move(state);
+    shared_ =
+        std::make_shared<const Shared>(Shared{std::move(codec), keys.encode, std::move(state)});
     wiring_ = std::move(wiring);
   }
 
+  // What a load through Redis needs, shared with loader()'s callables.
+  struct Shared {
+    RedisCodec<V> codec;
+    std::function<std::string(const K&)> encode_key;
+    std::shared_ptr<detail::BindingState> state;
+  };
+
   template <class F>
-  V load_through(const K& key, F& loader, std::optional<std::chrono::milliseconds> ttl) {
+  static V load_through(const std::shared_ptr<const Shared>& shared, const K& key, F& loader,
+                        std::optional<std::chrono::milliseconds> ttl) {
     std::optional<V> value;
     auto decode = [&](std::string_view bytes) {
       try {
-        value = codec_->decode(bytes);
+        value = shared->codec.decode(bytes);
       } catch (...) {
         value.reset();  // a codec that throws reads nothing
       }
@@ -165,19 +177,17 @@ class RedisBinding {
     auto load = [&]() -> std::optional<std::string> {
       value.emplace(loader(key));
       try {
-        return codec_->encode(*value);
+        return shared->codec.encode(*value);
       } catch (...) {
         return std::nullopt;  // not shareable; still this caller's value
       }
     };
-    detail::shared_load(*state_, encode_key_(key), ttl, decode, load);
+    detail::shared_load(*shared->state, shared->encode_key(key), ttl, decode, load);
     return std::move(*value);
   }
 
   Cache* cache_;
-  std::shared_ptr<const RedisCodec<V>> codec_;
-  std::function<std::string(const K&)> encode_key_;
-  std::shared_ptr<detail::BindingState> state_;
+  std::shared_ptr<const Shared> shared_;
   Subscription wiring_;  // last: ends first
 };
 

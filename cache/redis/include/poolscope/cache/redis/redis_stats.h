@@ -1,7 +1,7 @@
 // The Redis tier's statistics: one snapshot per RedisTier, with a part per
-// attached cache. Header-only and free of hiredis (target
-// poolscope::cache_redis_stats), so that an exporter can read a tier
-// through RedisTierStatsSource without linking hiredis itself.
+// attached cache. Free of hiredis (target poolscope::cache_redis_stats), so
+// that an exporter can read a tier through RedisTierStatsSource without
+// linking hiredis itself.
 //
 // Every counter counts from the tier's construction and never goes down.
 // Snapshots are plain values: safe to copy and read on any thread.
@@ -27,17 +27,7 @@ enum class RedisTierState {
 };
 
 // "up", "backing_off", "probing": the label exporters and logs use.
-inline const char* to_string(RedisTierState state) noexcept {
-  switch (state) {
-    case RedisTierState::kUp:
-      return "up";
-    case RedisTierState::kBackingOff:
-      return "backing_off";
-    case RedisTierState::kProbing:
-      return "probing";
-  }
-  return "unknown";
-}
+const char* to_string(RedisTierState state) noexcept;
 
 // Latency of Redis calls (one round trip each, whatever its outcome), as a
 // histogram: counts[i] calls took at most bounds[i] (and more than
@@ -108,8 +98,9 @@ struct RedisTierStats {
 
   // The subscriber (the thread that receives other processes'
   // invalidations): whether it is subscribed now, how often it subscribed
-  // (the first time included), and how often it flushed the local caches
-  // because it may have missed messages while disconnected.
+  // (the first time included), and how often a subscription flushed local
+  // caches that may have missed messages (caches attached, or links lost,
+  // while it was not subscribed).
   bool subscriber_connected = false;
   std::uint64_t subscriber_connects = 0;
   std::uint64_t subscriber_flushes = 0;

@@ -110,8 +110,10 @@ struct RedisTierConfig {
 class RedisTier final : public SettingsTier, public RedisTierStatsSource {
  public:
   // Validates config and parses its URL (throws std::invalid_argument,
-  // poolscope::BadUrl); connects in the background, so a Redis that is down
-  // at start is no error. Starts the subscriber thread.
+  // poolscope::BadUrl), and starts the subscriber thread, waiting for its
+  // first attempt to subscribe (at most connect_timeout + timeout) so that
+  // caches attached next start coherent. A Redis that is down at start is
+  // no error: the tier connects when it can.
   explicit RedisTier(RedisTierConfig config);
   // Stops the subscriber and closes every connection; attached caches go
   // on without Redis.
