@@ -6,7 +6,7 @@
 #   scripts/install-deps.sh bench   the same plus what poolscope-bench compares
 #                                   against (TBB's concurrent_hash_map)
 #   scripts/install-deps.sh all     build and bench, plus the servers the tests
-#                                   start (PostgreSQL, Prometheus and its promtool)
+#                                   start (PostgreSQL, Prometheus and its promtool, Redis)
 set -euo pipefail
 
 what=${1:-all}
@@ -19,9 +19,10 @@ libraries=(
   libsoci-dev libboost-dev libpq-dev libsqlite3-dev
   prometheus-cpp-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
+  libhiredis-dev
 )
 bench=(libtbb-dev)
-servers=(postgresql prometheus)
+servers=(postgresql prometheus redis-server redis-tools)
 
 missing() {
   local pkg

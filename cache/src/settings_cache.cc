@@ -156,7 +156,8 @@ SettingsCache::SettingsCache(Pool& pool, SettingsCacheConfig config)
                   ") VALUES (:entity, :k, :v) ON CONFLICT (" + quoted(table_->entity_column) +
                   ", " + quoted(table_->key_column) + ") DO UPDATE SET " +
                   quoted(table_->value_column) + " = excluded." + quoted(table_->value_column)),
-      cache_(cache_config(config_)) {}
+      cache_(cache_config(config_)),
+      tier_link_(config_.shared_tier != nullptr ? config_.shared_tier->link(*this) : nullptr) {}
 
 std::shared_ptr<const Settings> SettingsCache::settings(std::int64_t entity,
                                                         poolscope::source_location site) {
@@ -165,6 +166,12 @@ std::shared_ptr<const Settings> SettingsCache::settings(std::int64_t entity,
 
 std::shared_ptr<const Settings> SettingsCache::load(std::int64_t entity,
                                                     const poolscope::source_location& site) {
+  if (tier_link_ == nullptr) return load_from_database(entity, site);
+  return tier_link_->load(entity, [&](std::int64_t e) { return load_from_database(e, site); });
+}
+
+std::shared_ptr<const Settings> SettingsCache::load_from_database(
+    std::int64_t entity, const poolscope::source_location& site) {
   const auto read = [this, entity](soci::session& sql) {
     Settings::Map values;
     long long id = entity;

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -65,6 +66,33 @@ struct SettingsTable {
   std::string value_column = "setting_value";  // text
 };
 
+class Settings;
+class SettingsCache;
+
+// A shared second level under SettingsCaches of many processes, set as
+// SettingsCacheConfig::shared_tier (poolscope::cache::RedisTier, from
+// poolscope::cache_redis, is one). Implementations are thread-safe.
+class SettingsTier {
+ public:
+  // What a SettingsCache holds while it lives; destroyed before its entries.
+  class Link {
+   public:
+    virtual ~Link() = default;
+    // The settings of entity: from the shared level, else database(entity)'s.
+    // Throws what database throws.
+    virtual std::shared_ptr<const Settings> load(
+        std::int64_t entity,
+        const std::function<std::shared_ptr<const Settings>(std::int64_t)>& database) = 0;
+  };
+
+  virtual ~SettingsTier() = default;
+  // Called once by the SettingsCache constructor, once cache() exists. From
+  // then on the link also carries the cache's invalidations (save,
+  // invalidate, clear) to every process, and theirs back. Throws
+  // std::invalid_argument when this cache cannot use the tier.
+  virtual std::unique_ptr<Link> link(SettingsCache& cache) = 0;
+};
+
 struct SettingsCacheConfig {
   // Label in stats and metrics: 1 to 64 of A-Z a-z 0-9 _ . : -.
   std::string name = "settings";
@@ -72,6 +100,10 @@ struct SettingsCacheConfig {
   std::chrono::milliseconds ttl{5 * 60'000};  // zero: until saved or invalidated
   std::size_t max_entities = 10'000;          // at least 1
   std::shared_ptr<CacheClock> clock;          // null: default_clock()
+  // Many processes: a shared second level, e.g. a RedisTier. A load looks
+  // there before the database, and a save reaches every process's cache.
+  // Null: this process only.
+  std::shared_ptr<SettingsTier> shared_tier;
 
   // Throws std::invalid_argument naming the first invalid field (as
   // "SettingsCacheConfig.<field>") and its value.
@@ -244,7 +276,8 @@ class SettingsCache {
   const SettingsCacheConfig& config() const noexcept { return config_; }
   const Pool& pool() const noexcept { return pool_; }
 
-  // See TtlCache::watch(). (cache_ is the last member: while it lives, so does this.)
+  // See TtlCache::watch(). (Only tier_link_ comes after cache_, and goes
+  // first: while cache_ lives, so does everything stats() reads.)
   poolscope::detail::Lifeline::Watch watch() const { return cache_.watch(); }
 
   // The underlying cache: add_invalidation_listener() for an invalidation
@@ -253,6 +286,8 @@ class SettingsCache {
 
  private:
   std::shared_ptr<const Settings> load(std::int64_t entity, const poolscope::source_location& site);
+  std::shared_ptr<const Settings> load_from_database(std::int64_t entity,
+                                                     const poolscope::source_location& site);
 
   // Constant after construction.
   Pool& pool_;
@@ -261,6 +296,8 @@ class SettingsCache {
   const std::string select_sql_;
   const std::string upsert_sql_;
   TtlCache<std::int64_t, std::shared_ptr<const Settings>> cache_;
+  // Last: made once cache_ exists, and gone before it.
+  const std::unique_ptr<SettingsTier::Link> tier_link_;
 };
 
 }  // namespace poolscope::cache
