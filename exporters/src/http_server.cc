@@ -124,9 +124,12 @@ HttpServer::~HttpServer() {
     server_->close();  // no thread to spare: stop the slow way
     return;
   }
-  while (!stopped.load(std::memory_order_acquire)) {
-    poke(host_, port_);
+  // Waits first: a poke that arrives before the stop is flagged would be
+  // accepted as a request.
+  for (;;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (stopped.load(std::memory_order_acquire)) break;
+    poke(host_, port_);
   }
   stopper.join();
 }
