@@ -271,57 +271,6 @@ TEST_F(MetricsCollectorTest, ACollectorDestroyedFirstLeavesThePoolWorking) {
   *lease << "SELECT 1";
 }
 
-TEST_F(MetricsCollectorTest, ACacheDestroyedFirstLeavesTheScrapeAndItsNameMayComeBack) {
-  MetricsCollector metrics;
-  auto configs =
-      std::make_unique<cache::TtlCache<std::string, int>>(cache::TtlCacheConfig{.name = "configs"});
-  metrics.add_cache(*configs);
-  configs->put("a", 1);
-  EXPECT_NE(metrics.text().find("cache=\"configs\""), std::string::npos);
-  configs.reset();  // before the collector, which reads it no more
-  EXPECT_EQ(metrics.text().find("cache=\"configs\""), std::string::npos);
-  EXPECT_EQ(nlohmann::json::parse(metrics.json())["caches"].size(), 0u);
-  EXPECT_FALSE(metrics.clear_cache("configs"));
-  EXPECT_EQ(metrics.invalidate_cache("configs", "*"), std::nullopt);
-  EXPECT_TRUE(metrics.cache_names().empty());
-  cache::TtlCache<std::string, int> again({.name = "configs"});
-  EXPECT_NO_THROW(metrics.add_cache(again)) << "the name is free again";
-  EXPECT_NE(metrics.text().find("cache=\"configs\""), std::string::npos);
-}
-
-TEST_F(MetricsCollectorTest, ATracerDestroyedFirstLeavesTheScrape) {
-  Pool pool(config("traced"));
-  MetricsCollector metrics;
-  metrics.add_pool(pool);
-  auto tracer = std::make_unique<tracing::Tracer>(pool, tracer_config());
-  metrics.add_tracer(*tracer);
-  { Lease lease = pool.acquire(); }
-  EXPECT_NE(metrics.text().find("poolscope_site_acquires_total{pool=\"traced\""),
-            std::string::npos);
-  tracer.reset();
-  const std::string text = metrics.text();
-  EXPECT_EQ(text.find("poolscope_site_acquires_total"), std::string::npos);
-  EXPECT_NE(text.find("poolscope_connections_max{pool=\"traced\"}"), std::string::npos);
-  tracing::Tracer second(pool, tracer_config());
-  metrics.add_tracer(second);  // perhaps at the first one's address: a new tracer all the same
-  { Lease lease = pool.acquire(); }
-  EXPECT_NE(metrics.text().find("poolscope_site_acquires_total{pool=\"traced\""),
-            std::string::npos);
-}
-
-TEST_F(MetricsCollectorTest, APoolMayBeAddedAgainUnderTheNameOfOneDestroyed) {
-  MetricsCollector metrics;
-  auto first = std::make_unique<Pool>(config("renewed"));
-  metrics.add_pool(*first);
-  first.reset();
-  Pool second(config("renewed"));
-  EXPECT_NO_THROW(metrics.add_pool(second));
-  { Lease lease = second.acquire(); }
-  EXPECT_EQ(parse_samples(metrics.text())
-                .at("poolscope_connections_acquire_seconds_count{pool=\"renewed\"}"),
-            1);
-}
-
 TEST_F(MetricsCollectorTest, TheJsonSnapshotHasPoolsSitesAndCaches) {
   Pool pool(config("snapshot"));
   tracing::Tracer tracer(pool, tracer_config());

@@ -14,11 +14,13 @@
 #include <array>
 #include <atomic>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <optional>
 #include <thread>
 
 #include "capturing_sink.h"
+#include "exposition.h"
 #include "poolscope/exporters/metrics_server.h"
 #include "raw_http.h"
 #include "test_db.h"
@@ -28,6 +30,7 @@ namespace poolscope::exporters {
 namespace {
 
 using namespace std::chrono_literals;
+using poolscope::testing::parse_samples;
 using poolscope::testing::raw_request;
 
 enum Unit { kPool, kTracer, kCaches, kCollector, kServer, kUnits };
@@ -248,6 +251,75 @@ class MetricsCollectorLifetimeTest : public ::testing::Test {
   Scraper served_;
   HostReader host_;
 };
+
+// One component destroyed before the collector, without a scrape running:
+// what the next scrape shows, and that the name may be used again.
+class MetricsCollectorTeardownTest : public ::testing::Test {
+ protected:
+  PoolConfig config(const std::string& name) {
+    PoolConfig c = db_.config(2, 1);
+    c.name = name;
+    return c;
+  }
+  tracing::TracerConfig tracer_config() {
+    tracing::TracerConfig c;
+    c.logger = poolscope::testing::CapturingSink::logger("teardown").first;
+    return c;
+  }
+
+  poolscope::testing::TestDatabase db_{poolscope::testing::TestBackend::kSqlite};
+};
+
+TEST_F(MetricsCollectorTeardownTest, ACacheDestroyedFirstLeavesTheScrapeAndItsNameMayComeBack) {
+  MetricsCollector metrics;
+  auto configs =
+      std::make_unique<cache::TtlCache<std::string, int>>(cache::TtlCacheConfig{.name = "configs"});
+  metrics.add_cache(*configs);
+  configs->put("a", 1);
+  EXPECT_NE(metrics.text().find("cache=\"configs\""), std::string::npos);
+  configs.reset();  // before the collector, which reads it no more
+  EXPECT_EQ(metrics.text().find("cache=\"configs\""), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(metrics.json())["caches"].size(), 0u);
+  EXPECT_FALSE(metrics.clear_cache("configs"));
+  EXPECT_EQ(metrics.invalidate_cache("configs", "*"), std::nullopt);
+  EXPECT_TRUE(metrics.cache_names().empty());
+  cache::TtlCache<std::string, int> again({.name = "configs"});
+  EXPECT_NO_THROW(metrics.add_cache(again)) << "the name is free again";
+  EXPECT_NE(metrics.text().find("cache=\"configs\""), std::string::npos);
+}
+
+TEST_F(MetricsCollectorTeardownTest, ATracerDestroyedFirstLeavesTheScrape) {
+  Pool pool(config("traced"));
+  MetricsCollector metrics;
+  metrics.add_pool(pool);
+  auto tracer = std::make_unique<tracing::Tracer>(pool, tracer_config());
+  metrics.add_tracer(*tracer);
+  { Lease lease = pool.acquire(); }
+  EXPECT_NE(metrics.text().find("poolscope_site_acquires_total{pool=\"traced\""),
+            std::string::npos);
+  tracer.reset();
+  const std::string text = metrics.text();
+  EXPECT_EQ(text.find("poolscope_site_acquires_total"), std::string::npos);
+  EXPECT_NE(text.find("poolscope_connections_max{pool=\"traced\"}"), std::string::npos);
+  tracing::Tracer second(pool, tracer_config());
+  metrics.add_tracer(second);  // perhaps at the first one's address: a new tracer all the same
+  { Lease lease = pool.acquire(); }
+  EXPECT_NE(metrics.text().find("poolscope_site_acquires_total{pool=\"traced\""),
+            std::string::npos);
+}
+
+TEST_F(MetricsCollectorTeardownTest, APoolMayBeAddedAgainUnderTheNameOfOneDestroyed) {
+  MetricsCollector metrics;
+  auto first = std::make_unique<Pool>(config("renewed"));
+  metrics.add_pool(*first);
+  first.reset();
+  Pool second(config("renewed"));
+  EXPECT_NO_THROW(metrics.add_pool(second));
+  { Lease lease = second.acquire(); }
+  EXPECT_EQ(parse_samples(metrics.text())
+                .at("poolscope_connections_acquire_seconds_count{pool=\"renewed\"}"),
+            1);
+}
 
 TEST_F(MetricsCollectorLifetimeTest, AnyDestructionOrderIsSafeWhileScrapesRun) {
   std::array<int, kUnits> order;

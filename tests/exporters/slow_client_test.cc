@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <ostream>
 #include <thread>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct SlowClients {
   int connections;
   bool trickle;  // send a byte of an endless header every 100 ms; else nothing
 };
+
+void PrintTo(const SlowClients& c, std::ostream* os) {
+  *os << c.connections << (c.trickle ? " trickling" : " silent");
+}
 
 std::string name_of(const ::testing::TestParamInfo<SlowClients>& info) {
   return (info.param.trickle ? "Trickling" : "Silent") + std::to_string(info.param.connections);
