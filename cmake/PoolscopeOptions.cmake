@@ -34,7 +34,10 @@ endfunction()
 
 # poolscope_add_component(<name> SOURCES ... [PUBLIC deps...] [PRIVATE deps...])
 # One library of poolscope: target <name>, alias poolscope::<name>, output
-# libpoolscope_<name>, headers in <dir>/include, installed and exported.
+# libpoolscope_<name>, headers in <dir>/include, installed and exported in an
+# export set of its own (poolscope_<name>Targets), so that an installed
+# package loads, and finds the dependencies of, only the components asked for
+# (cmake/PoolscopePackage.cmake).
 function(poolscope_add_component name)
   cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC;PRIVATE" ${ARGN})
   add_library(${name} ${ARG_SOURCES})
@@ -47,7 +50,8 @@ function(poolscope_add_component name)
   target_compile_features(${name} PUBLIC cxx_std_20)
   target_link_libraries(${name} PUBLIC ${ARG_PUBLIC} PRIVATE ${ARG_PRIVATE})
   poolscope_target_defaults(${name})
-  install(TARGETS ${name} EXPORT poolscopeTargets
+  set_property(GLOBAL APPEND PROPERTY POOLSCOPE_COMPONENTS ${name})
+  install(TARGETS ${name} EXPORT poolscope_${name}Targets
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

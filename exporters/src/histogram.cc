@@ -23,12 +23,8 @@ std::vector<std::int64_t> to_ns(const std::vector<double>& bounds) {
 
 }  // namespace
 
-std::vector<double> normalize_bounds(std::vector<double> bounds, double limit) {
+std::vector<double> normalize_bounds(std::vector<double> bounds) {
   std::erase_if(bounds, [](double b) { return !std::isfinite(b) || b <= 0; });
-  if (limit > 0) {
-    std::erase_if(bounds, [limit](double b) { return b > limit; });
-    bounds.push_back(limit);
-  }
   std::sort(bounds.begin(), bounds.end());
   bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
   return bounds;

@@ -44,8 +44,7 @@ class AtomicHistogram {
   std::array<Stripe, kStripes> stripes_;
 };
 
-// Sorted, deduplicated, finite bounds; with limit set, bounds above it are
-// dropped and limit itself becomes the last bound.
-std::vector<double> normalize_bounds(std::vector<double> bounds, double limit = 0);
+// Sorted, deduplicated, finite, positive bounds.
+std::vector<double> normalize_bounds(std::vector<double> bounds);
 
 }  // namespace poolscope::exporters::detail

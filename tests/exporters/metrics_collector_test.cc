@@ -150,10 +150,13 @@ TEST_F(MetricsCollectorTest, EverySeriesExistsFromTheStartAtZero) {
   metrics.add_pool(pool);
   metrics.add_cache(configs, "fresh");
   const auto s = parse_samples(metrics.text());
-  for (const char* state : {"active", "idle", "pending"}) {
+  for (const char* state : {"active", "idle"}) {
     EXPECT_EQ(s.at(std::string("poolscope_connections{pool=\"fresh\",state=\"") + state + "\"}"),
               0);
   }
+  EXPECT_EQ(s.at("poolscope_connections_pending{pool=\"fresh\"}"), 0);
+  EXPECT_EQ(s.at("poolscope_connections_pending_oldest_wait_seconds{pool=\"fresh\"}"), 0);
+  EXPECT_EQ(s.at("poolscope_connections_waits_total{pool=\"fresh\"}"), 0);
   for (const char* reason :
        {"max_lifetime", "idle_timeout", "broken", "validation_failed", "overflow", "shutdown"}) {
     EXPECT_EQ(s.at(std::string("poolscope_connections_closed_total{pool=\"fresh\",reason=\"") +
@@ -205,22 +208,6 @@ TEST_F(MetricsCollectorTest, CountsMatchThePoolsOwnStatistics) {
   EXPECT_EQ(s.at("poolscope_connections_closed_total{pool=\"counted\",reason=\"overflow\"}"), 1);
   EXPECT_EQ(s.at("poolscope_connections{pool=\"counted\",state=\"idle\"}"), stats.idle);
   EXPECT_GT(s.at("poolscope_connections_creation_seconds_sum{pool=\"counted\"}"), 0);
-}
-
-TEST_F(MetricsCollectorTest, AcquireBucketsEndAtTheCheckoutTimeout) {
-  PoolConfig c = config("bounded");
-  c.checkout_timeout = 2500ms;
-  Pool pool(c);
-  MetricsCollector metrics;
-  metrics.add_pool(pool);
-  const std::string text = metrics.text();
-  EXPECT_NE(text.find("poolscope_connections_acquire_seconds_bucket{pool=\"bounded\",le=\"2.5\"}"),
-            std::string::npos);
-  EXPECT_EQ(text.find("poolscope_connections_acquire_seconds_bucket{pool=\"bounded\",le=\"5\"}"),
-            std::string::npos)
-      << "no bucket past the timeout but +Inf";
-  EXPECT_NE(text.find("poolscope_connections_acquire_seconds_bucket{pool=\"bounded\",le=\"+Inf\"}"),
-            std::string::npos);
 }
 
 TEST_F(MetricsCollectorTest, SitesAreLabelledByPoolAndSite) {

@@ -72,8 +72,19 @@ class GrafanaEndToEndTest : public ::testing::Test {
 
 TEST_F(GrafanaEndToEndTest, EveryPanelQueryRunsAndTheCorePanelsReturnData) {
   // The core panels: what a person opens the dashboard for.
-  const std::set<std::string> core = {"Pool utilisation",
-                                      "Connections: active, idle, pending, max",
+  const std::set<std::string> core = {"Utilisation now (busiest pool)",
+                                      "Threads waiting now",
+                                      "Oldest waiter",
+                                      "Checkout timeouts, last 5 min",
+                                      "Leaked leases, last 5 min",
+                                      "Acquire p99 (slowest pool)",
+                                      "Connect errors, last 5 min",
+                                      "Cache hit ratio (worst cache)",
+                                      "Utilisation by instance, now",
+                                      "Oldest waiter by instance",
+                                      "Pool utilisation by instance",
+                                      "Threads waiting by instance",
+                                      "Connections: active, idle, overflow, max; threads pending",
                                       "Acquire latency p50 / p95 / p99",
                                       "Acquire latency heatmap",
                                       "Hold time (usage) p50 / p95 / p99",

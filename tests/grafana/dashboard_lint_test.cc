@@ -7,15 +7,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 
-#include "capturing_sink.h"
 #include "dashboard.h"
-#include "exposition.h"
-#include "poolscope/exporters/metrics_collector.h"
-#include "test_db.h"
+#include "sample_exposition.h"
 #include "test_util.h"
 
 namespace {
@@ -122,6 +120,23 @@ std::pair<int, std::string> promtool_check(const std::vector<std::string>& exprs
   return result;
 }
 
+// The panels grafana/.lint excludes from a rule: its "- panel: "<title>""
+// entries under "  <rule>:".
+std::set<std::string> lint_exclusions(const std::string& rule) {
+  const std::filesystem::path lint =
+      std::filesystem::path(POOLSCOPE_DASHBOARD).parent_path() / ".lint";
+  std::ifstream in(lint);
+  std::set<std::string> out;
+  bool in_rule = false;
+  static const std::regex panel(R"re(^\s+- panel:\s*"(.*)"\s*$)re");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("  ") && !line.starts_with("   ")) in_rule = line == "  " + rule + ":";
+    std::smatch m;
+    if (in_rule && std::regex_match(line, m, panel)) out.insert(m[1]);
+  }
+  return out;
+}
+
 class DashboardLintTest : public ::testing::Test {
  protected:
   json dashboard_ = load_dashboard();
@@ -199,10 +214,17 @@ TEST_F(DashboardLintTest, EverySelectorFiltersByJobInstanceAndPool) {
 TEST_F(DashboardLintTest, RangesUseRateIntervalAndCountersAreOnlyRated) {
   static const std::regex range(R"(\[([^\]]*)\])");
   static const std::regex irate(R"(\birate\s*\()");
+  // Excluded panels count over the fixed window their title states.
+  const std::set<std::string> fixed = lint_exclusions("target-rate-interval-rule");
+  ASSERT_FALSE(fixed.empty()) << "grafana/.lint has no exclusions";
   for (const Target& t : targets_of(dashboard_)) {
+    const std::string window = fixed.contains(t.panel) ? "5m" : "$__rate_interval";
+    if (fixed.contains(t.panel)) {
+      EXPECT_NE(t.panel.find("last 5 min"), std::string::npos) << t.panel;
+    }
     for (auto it = std::sregex_iterator(t.expr.begin(), t.expr.end(), range);
          it != std::sregex_iterator(); ++it) {
-      EXPECT_EQ((*it)[1], "$__rate_interval") << "target-rate-interval-rule: " << t.panel;
+      EXPECT_EQ((*it)[1], window) << "target-rate-interval-rule: " << t.panel;
     }
     EXPECT_FALSE(std::regex_search(t.expr, irate)) << t.panel;
     for (const Selector& s : selectors_of(t.expr)) {
@@ -210,7 +232,7 @@ TEST_F(DashboardLintTest, RangesUseRateIntervalAndCountersAreOnlyRated) {
       const std::string before = trim_right(s.before);
       EXPECT_TRUE(before.ends_with("rate(") || before.ends_with("increase("))
           << "target-counter-agg-rule: " << s.metric << " in " << t.panel;
-      EXPECT_TRUE(s.after.starts_with("[$__rate_interval])")) << s.metric << " in " << t.panel;
+      EXPECT_TRUE(s.after.starts_with("[" + window + "])")) << s.metric << " in " << t.panel;
     }
   }
 }
@@ -232,22 +254,8 @@ TEST_F(DashboardLintTest, EveryQueryIsValidPromQL) {
 }
 
 TEST_F(DashboardLintTest, EveryMetricTheDashboardNamesExistsInTheExposition) {
-  // A real exposition: a pool, its tracer and a cache, after some work.
-  poolscope::testing::TestDatabase db(poolscope::testing::TestBackend::kSqlite);
-  poolscope::PoolConfig config = db.config(2);
-  config.name = "dash";
-  poolscope::Pool pool(config);
-  poolscope::tracing::TracerConfig tc;
-  tc.logger = poolscope::testing::CapturingSink::logger("dash").first;
-  poolscope::tracing::Tracer tracer(pool, tc);
-  poolscope::cache::TtlCache<std::string, int> configs({.name = "configs"});
-  poolscope::exporters::MetricsCollector metrics;
-  metrics.add_pool(pool);
-  metrics.add_tracer(tracer);
-  metrics.add_cache(configs, "dash");
-  { poolscope::Lease lease = pool.acquire(); }
-  configs.get_or_load("k", [](const std::string&) { return 1; });
-  const std::set<std::string> exposed = poolscope::testing::sample_names(metrics.text());
+  const std::set<std::string> exposed =
+      poolscope::testing::sample_names(poolscope::testing::sample_exposition());
 
   std::set<std::string> named;
   for (const Target& t : targets_of(dashboard_)) {
@@ -260,6 +268,51 @@ TEST_F(DashboardLintTest, EveryMetricTheDashboardNamesExistsInTheExposition) {
   ASSERT_GT(named.size(), 20u);
   for (const std::string& metric : named)
     EXPECT_TRUE(exposed.contains(metric)) << metric << " is not exported";
+}
+
+// The first screen (the top 13 grid units, above the first time series)
+// answers "is anything wrong now": one stat each, thresholds on all, red on
+// the failure counts from the first one, and utilisation per instance.
+TEST_F(DashboardLintTest, TheFirstScreenShowsTroubleWithThresholds) {
+  std::map<std::string, json> top;  // title -> panel
+  for (const json& p : panels_of(dashboard_)) {
+    if (p["gridPos"]["y"].get<int>() + p["gridPos"]["h"].get<int>() <= 13) top[p["title"]] = p;
+  }
+  const auto red_from = [](const json& p) {
+    for (const json& step : p["fieldConfig"]["defaults"]["thresholds"]["steps"]) {
+      if (step["color"] == "red")
+        return step["value"].is_null() ? 0.0 : step["value"].get<double>();
+    }
+    return -1.0;
+  };
+  for (const char* title :
+       {"Utilisation now (busiest pool)", "Threads waiting now", "Oldest waiter",
+        "Checkout timeouts, last 5 min", "Leaked leases, last 5 min", "Acquire p99 (slowest pool)",
+        "Connect errors, last 5 min", "Cache hit ratio (worst cache)"}) {
+    ASSERT_TRUE(top.contains(title)) << title << " is not on the first screen";
+    const json& p = top[title];
+    EXPECT_EQ(p["type"], "stat") << title;
+    EXPECT_GE(p["fieldConfig"]["defaults"]["thresholds"]["steps"].size(), 2u) << title;
+    EXPECT_GE(red_from(p), 0) << title << " never turns red";
+  }
+  for (const char* failure : {"Checkout timeouts, last 5 min", "Leaked leases, last 5 min",
+                              "Connect errors, last 5 min"}) {
+    EXPECT_EQ(red_from(top[failure]), 1) << failure << ": red from the first one";
+  }
+  // Worst, not average: a saturated instance must show.
+  EXPECT_NE(top["Utilisation now (busiest pool)"]["targets"][0]["expr"].get<std::string>().find(
+                "max(sum by (instance, pool)"),
+            std::string::npos);
+  ASSERT_TRUE(top.contains("Utilisation by instance, now"));
+  EXPECT_EQ(top["Utilisation by instance, now"]["targets"][0]["legendFormat"],
+            "{{instance}} {{pool}}");
+  // No panel sums pool utilisation or waiters across instances.
+  for (const Target& t : targets_of(dashboard_)) {
+    if (t.expr.find("poolscope_connections_max") != std::string::npos &&
+        t.expr.find("state=\"active\"") != std::string::npos) {
+      EXPECT_NE(t.expr.find("by (instance, pool)"), std::string::npos) << t.panel;
+    }
+  }
 }
 
 TEST(GrafanaProvisioningTest, DatasourceAndDashboardProviderAreThere) {

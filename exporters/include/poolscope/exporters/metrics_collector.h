@@ -1,6 +1,6 @@
 // MetricsCollector: poolscope's pools, call sites and caches as Prometheus
 // metric families, read when scraped. Names follow HikariCP's stems
-// (poolscope_connections{state}, _max, _min, _timeout_total,
+// (poolscope_connections{state}, _pending, _max, _min, _timeout_total,
 // _acquire_seconds, _usage_seconds, _creation_seconds, ...).
 //
 //   auto metrics = std::make_shared<poolscope::exporters::MetricsCollector>();
@@ -16,9 +16,15 @@
 // components' own statistics at collect time. Every series exists from the
 // moment its component is added, at zero.
 //
+// Lifetimes: the collector reads pools through PoolView, tracers through
+// TracerView and poolscope's caches only while their watch() says they are
+// alive, so pools, tracers, caches and the collector may be destroyed in any
+// order, also while another thread (a host's prometheus-cpp Exposer, a
+// MetricsServer) scrapes. A component being destroyed drops out of the scrape
+// that sees it go, and its name may be added again.
+//
 // The class is thread-safe. No concurrent call to any API of this type causes
-// a data race. A pool may be destroyed while added (its series go with it);
-// tracers and caches must be removed (or the collector destroyed) first.
+// a data race.
 
 #pragma once
 
@@ -33,6 +39,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "poolscope/base/lifeline.h"
 #include "poolscope/cache/cache_stats.h"
 #include "poolscope/cache/instance_cache.h"
 #include "poolscope/cache/settings_cache.h"
@@ -46,16 +53,27 @@ namespace detail {
 class CollectorState;
 }
 
+// The upper bounds (seconds) of poolscope_connections_acquire_seconds by
+// default: the same for every pool, whatever its checkout_timeout, so that
+// pools (and one pool before and after a config change) sum by `le`. From
+// 100 ns, where a ready connection is handed out, through the microseconds of
+// a hand-off to a waiter and the milliseconds of a validation ping or a
+// connect, to a minute.
+const std::vector<double>& default_acquire_buckets();
+
 struct MetricsConfig {
-  // Histogram upper bounds in seconds; empty: poolscope's defaults. Each
-  // pool's acquire buckets end at its checkout_timeout, which is always a
-  // bucket boundary.
+  // Histogram upper bounds in seconds; empty: poolscope's defaults. One set
+  // for every pool of this collector (keep them equal across processes too,
+  // or `sum by (le)` mixes bucket sets).
   std::vector<double> acquire_buckets;
   std::vector<double> usage_buckets;
   std::vector<double> creation_buckets;
 };
 
 // A cache as the collector sees it: its statistics, and the admin actions.
+// The functions are called from scraping threads while the handle is added:
+// they must stay callable until remove_cache() (capture what they read by
+// shared_ptr). poolscope's own caches need no handle: add them directly.
 struct CacheHandle {
   std::string name;
   std::string pool;  // label value; empty when the cache is not tied to a pool
@@ -74,18 +92,16 @@ class MetricsCollector : public prometheus::Collectable {
   MetricsCollector& operator=(const MetricsCollector&) = delete;
 
   // Starts reporting pool; its histograms count from now. Throws
-  // std::invalid_argument if a pool of that name is already added.
+  // std::invalid_argument if a live pool of that name is already added.
   void add_pool(Pool& pool);
 
   // Reports tracer's call sites (labelled by pool) and per-pool leak counts.
-  // REQUIRES: tracer outlives this collector, or is removed first.
   void add_tracer(const tracing::Tracer& tracer);
   void remove_tracer(const tracing::Tracer& tracer);
 
   // Reports a cache: a TtlCache, InstanceCache or SettingsCache (whose pool
   // label is its pool's name), or a CacheHandle for anything else. Throws
-  // std::invalid_argument if a cache of that name is already added.
-  // REQUIRES: the cache outlives this collector, or is removed first.
+  // std::invalid_argument if a live cache of that name is already added.
   template <class K, class V, class H, class E>
   void add_cache(cache::TtlCache<K, V, H, E>& c, std::string pool = {});
   template <class Id, class T>
@@ -93,7 +109,7 @@ class MetricsCollector : public prometheus::Collectable {
     add_cache(c.cache(), std::move(pool));
   }
   void add_cache(cache::SettingsCache& c);
-  void add_cache(CacheHandle handle);
+  void add_cache(CacheHandle handle) { add_watched_cache(std::move(handle), std::nullopt); }
   void remove_cache(std::string_view name);
 
   // The families, for prometheus-cpp (Exposer::RegisterCollectable).
@@ -111,17 +127,19 @@ class MetricsCollector : public prometheus::Collectable {
   std::string json() const;
 
   // Admin actions on an added cache. clear_cache returns false for an
-  // unknown name; invalidate_cache returns nullopt for an unknown name or a
-  // cache without text keys.
+  // unknown (or destroyed) cache; invalidate_cache returns nullopt for an
+  // unknown cache or one without text keys.
   bool clear_cache(std::string_view name);
   std::optional<std::size_t> invalidate_cache(std::string_view name, std::string_view glob);
   std::vector<std::string> cache_names() const;
 
  private:
+  // watch: the cache's lifeline; its functions run only while it holds.
+  void add_watched_cache(CacheHandle handle,
+                         std::optional<poolscope::detail::Lifeline::Watch> watch);
+
   const MetricsConfig config_;
-  // Shared with the pools' observers (weakly), which outlive this if the
-  // pools do.
-  const std::shared_ptr<detail::CollectorState> state_;
+  const std::unique_ptr<detail::CollectorState> state_;
 };
 
 // Serializes families from several collectables (say, the host's own
@@ -130,6 +148,8 @@ std::string render_text(std::initializer_list<const prometheus::Collectable*> co
 
 template <class K, class V, class H, class E>
 void MetricsCollector::add_cache(cache::TtlCache<K, V, H, E>& c, std::string pool) {
+  // The functions capture c by reference: the collector calls them only
+  // while c.watch() holds, so never on a destroyed cache.
   CacheHandle handle{
       c.name(), std::move(pool), [&c] { return c.stats(); }, [&c] { c.clear(); }, {}};
   if constexpr (cache::StringKey<K>) {
@@ -140,7 +160,7 @@ void MetricsCollector::add_cache(cache::TtlCache<K, V, H, E>& c, std::string poo
           [glob](const K& key) { return cache::glob_match(glob, std::to_string(key)); });
     };
   }
-  add_cache(std::move(handle));
+  add_watched_cache(std::move(handle), c.watch());
 }
 
 }  // namespace poolscope::exporters
