@@ -4,7 +4,8 @@
 #
 #   scripts/install-deps.sh build   compilers and libraries (enough for the demo)
 #   scripts/install-deps.sh all     the same plus the servers the tests start
-#                                   (PostgreSQL, Prometheus and its promtool)
+#                                   (PostgreSQL, Prometheus and its promtool,
+#                                   PgBouncer)
 set -euo pipefail
 
 what=${1:-all}
@@ -18,7 +19,7 @@ libraries=(
   prometheus-cpp-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
 )
-servers=(postgresql prometheus)
+servers=(postgresql prometheus pgbouncer)
 
 missing() {
   local pkg
