@@ -30,6 +30,8 @@ struct Flags {
   double leak_threshold = 0;
   double churn_threshold = 0;
   double progress_every = 0;
+  double chaos_kill_every = 0;
+  double chaos_restart_every = 0;
   bool no_progress = false;
   CLI::Option* leak_option = nullptr;
   CLI::Option* churn_option = nullptr;
@@ -120,8 +122,10 @@ void add_run_flags(CLI::App& app, RunOptions& o, Flags& f) {
                  "widget: render as fast as possible; leak: the same plus one export that "
                  "holds its lease past --leak-threshold; settings-write: saves mixed in, every "
                  "read checked against the last save; oversubscribe: far more threads than "
-                 "connections (default 32 threads on a 4 + 2 pool), invariants checked")
-      ->check(CLI::IsMember({"widget", "leak", "settings-write", "oversubscribe"}))
+                 "connections (default 32 threads on a 4 + 2 pool), invariants checked; chaos "
+                 "(PostgreSQL): backends killed every --chaos-kill-every, the server restarted "
+                 "by --chaos-restart-command every --chaos-restart-every, recovery measured")
+      ->check(CLI::IsMember({"widget", "leak", "settings-write", "oversubscribe", "chaos"}))
       ->capture_default_str();
   f.leak_option = app.add_option("--leak-threshold", f.leak_threshold,
                                  "Seconds a lease may be held before it is reported "
@@ -131,6 +135,18 @@ void add_run_flags(CLI::App& app, RunOptions& o, Flags& f) {
                                   "Acquires per second at one call site that count as churn "
                                   "(default: 10 checkouts per render at the current render rate)")
                        ->check(rate());
+  app.add_option("--chaos-kill-every", f.chaos_kill_every,
+                 "chaos: seconds between rounds of pg_terminate_backend on the database's "
+                 "client backends (0: none)")
+      ->check(seconds(true))
+      ->capture_default_str();
+  app.add_option("--chaos-restart-every", f.chaos_restart_every,
+                 "chaos: seconds between server restarts by --chaos-restart-command")
+      ->check(seconds(false))
+      ->capture_default_str();
+  app.add_option("--chaos-restart-command", o.chaos_restart_command,
+                 "chaos: a shell command that restarts the server (e.g. 'pg_ctl -D DATA -m fast "
+                 "restart'); none: no restarts");
   app.add_option("--write-every", o.write_every,
                  "settings-write: each worker saves a setting every N renders")
       ->check(whole(1, 1000000))
@@ -171,6 +187,7 @@ Scenario scenario_of(const std::string& name) {
   if (name == "leak") return Scenario::kLeak;
   if (name == "settings-write") return Scenario::kSettingsWrite;
   if (name == "oversubscribe") return Scenario::kOversubscribe;
+  if (name == "chaos") return Scenario::kChaos;
   return Scenario::kWidget;
 }
 
@@ -190,6 +207,8 @@ std::string finish(const CLI::App& app, ProgramOptions& p, Flags& f) {
   o.checkout_timeout = std::chrono::duration<double>(f.checkout_timeout);
   o.progress = !f.no_progress;
   o.progress_interval = std::chrono::duration<double>(f.progress_every);
+  o.chaos_kill_every = std::chrono::duration<double>(f.chaos_kill_every);
+  o.chaos_restart_every = std::chrono::duration<double>(f.chaos_restart_every);
   if (f.leak_option->count() > 0)
     o.leak_threshold = std::chrono::duration<double>(f.leak_threshold);
   if (f.churn_option->count() > 0) o.churn_threshold = f.churn_threshold;
@@ -199,6 +218,17 @@ std::string finish(const CLI::App& app, ProgramOptions& p, Flags& f) {
   if (p.compare && p.processes > 1) return "--compare runs in one process; drop --processes";
   if (o.scenario == Scenario::kLeak && o.mode == Mode::kNaive) {
     return "the leak scenario needs a pool: use --mode pool or --mode reuse";
+  }
+  const bool postgresql = o.url.rfind("postgres", 0) == 0;  // postgresql:// or postgres://
+  if (o.scenario == Scenario::kChaos && !postgresql) {
+    return "the chaos scenario needs PostgreSQL (it kills backends and restarts the server)";
+  }
+  const bool chaos_flags = app.count("--chaos-kill-every") + app.count("--chaos-restart-every") +
+                               app.count("--chaos-restart-command") >
+                           0;
+  if (chaos_flags && o.scenario != Scenario::kChaos) return "--chaos-* flags need --scenario chaos";
+  if (o.scenario == Scenario::kChaos && p.processes > 1) {
+    return "the chaos scenario runs in one process (each would kill and restart): drop --processes";
   }
   return {};
 }
@@ -220,6 +250,8 @@ CommandLine parse_command_line(int argc, char** argv) {
   f.duration = p.run.duration.count();
   f.checkout_timeout = p.run.checkout_timeout.count();
   f.progress_every = p.run.progress_interval.count();
+  f.chaos_kill_every = p.run.chaos_kill_every.count();
+  f.chaos_restart_every = p.run.chaos_restart_every.count();
   CLI::App app{"poolscope-load: the dashboard-widget session-churn scenario, measured"};
   add_run_flags(app, p.run, f);
   add_program_flags(app, p, f);

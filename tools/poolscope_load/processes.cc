@@ -77,6 +77,20 @@ class SharedSlots {
   SharedTotals* slots_ = nullptr;
 };
 
+// ThreadSanitizer runs a background thread of its own from the start, and
+// handles fork() itself.
+#if defined(__SANITIZE_THREAD__)
+constexpr int kRuntimeThreads = 1;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr int kRuntimeThreads = 1;
+#else
+constexpr int kRuntimeThreads = 0;
+#endif
+#else
+constexpr int kRuntimeThreads = 0;
+#endif
+
 // The threads of this process, from /proc (0 if unreadable).
 int thread_count() {
   std::ifstream status("/proc/self/status");
@@ -224,7 +238,7 @@ void watch_children(std::vector<Child>& children, const SharedSlots& slots,
 }  // namespace
 
 ProgramOutcome run_processes(const ProgramOptions& options, std::FILE* tables) {
-  const int threads = thread_count();
+  const int threads = thread_count() - kRuntimeThreads;
   if (threads != 1) {
     throw std::logic_error("--processes forks its workers before any thread starts, but " +
                            std::to_string(threads) + " threads run");

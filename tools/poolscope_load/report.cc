@@ -1,5 +1,6 @@
 #include "report.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -82,6 +83,35 @@ void print_waits_and_invariants(std::FILE* out, const RunResult& r) {
   }
 }
 
+std::string seconds_spread(std::vector<double> s) {
+  if (s.empty()) return "-";
+  std::sort(s.begin(), s.end());
+  return "median " + duration_text(s[(s.size() - 1) / 2]) + ", max " + duration_text(s.back());
+}
+
+void print_chaos(std::FILE* out, const RunResult& r) {
+  if (!r.chaos) return;
+  const ChaosFigures& c = *r.chaos;
+  row(out, "backends killed",
+      std::to_string(c.backends_terminated) + " in " + std::to_string(c.kills) + " rounds" +
+          (c.kill_failures > 0 ? " (" + std::to_string(c.kill_failures) + " rounds could not run)"
+                               : ""));
+  row(out, "server restarts",
+      std::to_string(c.restarts) + "  (taking " + seconds_spread(c.restart_s) + ")" +
+          (c.restart_failures > 0 ? ", " + std::to_string(c.restart_failures) + " failed" : ""));
+  row(out, "recovery after a kill",
+      seconds_spread(c.kill_recovery_s) + "  (" + std::to_string(c.kill_recovery_s.size()) +
+          " kills)");
+  row(out, "recovery after restart",
+      seconds_spread(c.restart_recovery_s) + "  (" + std::to_string(c.restart_recovery_s.size()) +
+          " restarts)");
+  row(out, "unrecovered faults",
+      std::to_string(c.unrecovered) + "  (the next fault came first)" +
+          (c.recovered_at_end ? ""
+                              : "; NOT RECOVERED from the last one within " +
+                                    duration_text(r.chaos_recovery_wait_s)));
+}
+
 void print_sites(std::FILE* out, const RunResult& r) {
   std::fprintf(out, "\n  top call sites (by checkouts)\n");
   std::fprintf(out, "    %-36s %10s %8s %9s %6s %10s %10s %5s\n", "site", "checkouts", "/render",
@@ -127,6 +157,27 @@ nlohmann::json sites_json(const RunResult& r) {
                      {"leaks", s.leaks}});
   }
   return sites;
+}
+
+nlohmann::json chaos_json(const RunResult& r) {
+  const ChaosFigures& c = *r.chaos;
+  const auto spread = [](std::vector<double> s) {
+    std::sort(s.begin(), s.end());
+    return nlohmann::json{{"count", s.size()},
+                          {"median_s", s.empty() ? 0.0 : s[(s.size() - 1) / 2]},
+                          {"max_s", s.empty() ? 0.0 : s.back()}};
+  };
+  return {{"kills", c.kills},
+          {"backends_terminated", c.backends_terminated},
+          {"kill_failures", c.kill_failures},
+          {"restarts", c.restarts},
+          {"restart_failures", c.restart_failures},
+          {"restart_duration", spread(c.restart_s)},
+          {"recovery_after_kill", spread(c.kill_recovery_s)},
+          {"recovery_after_restart", spread(c.restart_recovery_s)},
+          {"unrecovered", c.unrecovered},
+          {"recovered_at_end", c.recovered_at_end},
+          {"recovery_wait_s", r.chaos_recovery_wait_s}};
 }
 
 nlohmann::json caches_json(const RunResult& r) {
@@ -219,6 +270,7 @@ void print_summary(std::FILE* out, const RunResult& r) {
   print_counts(out, r);
   print_caches(out, r);
   print_waits_and_invariants(out, r);
+  print_chaos(out, r);
   print_tracing(out, r);
   std::fflush(out);
 }
@@ -242,6 +294,7 @@ nlohmann::json to_json(const RunResult& r) {
     out["writes"] = r.writes;
     out["stale_reads"] = r.stale_reads;
   }
+  if (r.chaos) out["chaos"] = chaos_json(r);
   // Written in every mode, so a script need not ask first; untraced (naive)
   // runs have no sites and nothing reported, and no thresholds.
   out["traced"] = r.traced;
@@ -259,7 +312,17 @@ nlohmann::json to_json(const RunResult& r) {
 
 std::vector<std::string> failures_of(const RunResult& r) {
   std::vector<std::string> out;
-  if (r.failed() > 0) {
+  // Under chaos renders fail by design; what must hold is that the widget
+  // comes back, and the invariants.
+  if (r.chaos && !r.chaos->recovered_at_end) {
+    out.push_back("no render succeeded after the last fault within " +
+                  duration_text(r.chaos_recovery_wait_s));
+  }
+  if (r.chaos && r.chaos->restart_failures > 0) {
+    out.push_back("the restart command failed " + std::to_string(r.chaos->restart_failures) +
+                  " of " + std::to_string(r.chaos->restarts) + " times");
+  }
+  if (r.failed() > 0 && !r.chaos) {
     out.push_back(std::to_string(r.failed()) + " of " + std::to_string(r.attempts()) +
                   " render attempts failed (" + std::to_string(r.failed_timeouts) +
                   " by checkout timeout, " + std::to_string(r.failed_errors) +

@@ -174,6 +174,30 @@ bool drive(RunSetup& s, const WorkerGroup& workers, Clock::time_point start, Sec
   }
 }
 
+ChaosConfig chaos_config(const RunOptions& options, const RunSetup& setup) {
+  ChaosConfig c;
+  c.url = &setup.url;
+  c.kill_every = options.chaos_kill_every;
+  c.restart_every = options.chaos_restart_every;
+  c.restart_command = options.chaos_restart_command;
+  c.logger = setup.logger;
+  return c;
+}
+
+// Ends the faults, then lets the widget run until a render that began after
+// the last fault has succeeded: a run must not end on a fault it has not yet
+// come back from. Waits at most a checkout timeout plus 10 s; the seconds waited.
+double await_recovery(ChaosMonkey& chaos, const RunOptions& options) {
+  chaos.stop();
+  const auto start = Clock::now();
+  const auto deadline =
+      start + std::chrono::duration_cast<Clock::duration>(options.checkout_timeout + Seconds(10));
+  while (!chaos.recovered() && !stop_requested() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return Seconds(Clock::now() - start).count();
+}
+
 void fill_counts(RunResult& r, const RunSetup& s, const WorkerFigures& f) {
   r.renders = f.renders;
   r.failed_timeouts = f.failed_timeouts;
@@ -265,6 +289,8 @@ std::string_view to_string(Scenario scenario) noexcept {
       return "settings-write";
     case Scenario::kOversubscribe:
       return "oversubscribe";
+    case Scenario::kChaos:
+      return "chaos";
     case Scenario::kWidget:
       break;
   }
@@ -276,6 +302,9 @@ RunResult run(const RunOptions& options) {
     throw std::invalid_argument("the leak scenario needs a pool: use --mode pool or --mode reuse");
   }
   RunSetup setup(options);
+  if (options.scenario == Scenario::kChaos && setup.url.backend() != Backend::kPostgreSQL) {
+    throw std::invalid_argument("the chaos scenario needs PostgreSQL (it kills backends)");
+  }
   const Seconds duration = duration_of(options);
   if (duration > options.duration) {
     setup.logger->info(
@@ -283,18 +312,33 @@ RunResult run(const RunOptions& options) {
         "leak_threshold and comes back",
         duration.count());
   }
-  const WorkerContext context{&options,     &setup.pool,          &setup.url,
-                              &setup.rows,  setup.caches.get(),   setup.ledger.get(),
-                              setup.logger, leak_hold_of(options)};
+  std::optional<ChaosMonkey> chaos;
+  if (options.scenario == Scenario::kChaos) chaos.emplace(chaos_config(options, setup));
+  WorkerContext context;
+  context.options = &options;
+  context.pool = &setup.pool;
+  context.url = &setup.url;
+  context.rows = &setup.rows;
+  context.caches = setup.caches.get();
+  context.ledger = setup.ledger.get();
+  context.logger = setup.logger;
+  context.chaos = chaos ? &*chaos : nullptr;
+  context.leak_hold = leak_hold_of(options);
   const auto start = Clock::now();
   WorkerGroup workers(context);
   // Naive mode bypasses the pool: nothing to check there.
   InvariantSampler invariants(setup.pool, workers.acquirers(), options.mode != Mode::kNaive);
   const bool interrupted = drive(setup, workers, start, duration);
+  const double recovery_wait = chaos ? await_recovery(*chaos, options) : 0;
   workers.stop();
   const double elapsed = Seconds(Clock::now() - start).count();
   invariants.stop_and_check_final();
-  return collect(setup, workers.figures(), invariants, elapsed, interrupted);
+  RunResult result = collect(setup, workers.figures(), invariants, elapsed, interrupted);
+  if (chaos) {
+    result.chaos = chaos->figures();
+    result.chaos_recovery_wait_s = recovery_wait;
+  }
+  return result;
 }
 
 }  // namespace poolscope::load

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "chaos.h"
 #include "latency.h"
 #include "poolscope/tracing/tracer.h"
 #include "widget.h"
@@ -26,6 +27,7 @@ enum class Scenario {
   kLeak,           // the widget, plus one export that holds its lease past leak_threshold
   kSettingsWrite,  // the widget, with settings saves mixed in and every read checked
   kOversubscribe,  // far more threads than connections: waits, timeouts, invariants
+  kChaos,          // the widget while backends are killed and the server restarts
 };
 
 // The render counts a progress display reads while the workers run.
@@ -59,6 +61,12 @@ struct RunOptions {
   double churn_per_render = 10;
   // Settings-write scenario: each worker saves a setting every this many renders.
   int write_every = 10;
+  // Chaos scenario: terminate the database's backends every chaos_kill_every
+  // (zero: never) and run chaos_restart_command every chaos_restart_every
+  // (empty command: never).
+  std::chrono::duration<double> chaos_kill_every{0.5};
+  std::chrono::duration<double> chaos_restart_every{2.0};
+  std::string chaos_restart_command;
   // host:port to serve /metrics and /stats.json on while running; empty: none.
   std::string metrics_listen;
   // Print the JSON stats snapshot (pools, sites, caches) at the end.
@@ -143,6 +151,11 @@ struct RunResult {
   // they are under the most pressure).
   bool invariants_checked = false;
   std::vector<std::string> invariant_violations;
+
+  // Chaos scenario: the faults, how the widget came back from them, and how
+  // long the run waited after its duration for the last recovery.
+  std::optional<ChaosFigures> chaos;
+  double chaos_recovery_wait_s = 0;
 
   std::uint64_t failed() const { return failed_timeouts + failed_errors; }
   std::uint64_t attempts() const { return renders + failed(); }

@@ -72,7 +72,9 @@ void WorkerGroup::render_once(Worker& w, std::uint64_t& next_account) {
       ++w.writes;
     }
   }
-  const auto took = Clock::now() - start;
+  const auto end = Clock::now();
+  if (context_.chaos != nullptr) context_.chaos->render_succeeded(start, end);
+  const auto took = end - start;
   w.render_latency.record(took);
   const double ms = std::chrono::duration<double, std::milli>(took).count();
   add(w.latency_sum_ms, ms);

@@ -32,6 +32,7 @@ struct WorkerContext {
   WidgetCaches* caches = nullptr;  // cached mode, settings-write scenario
   WriteLedger* ledger = nullptr;   // settings-write scenario
   std::shared_ptr<spdlog::logger> logger;
+  ChaosMonkey* chaos = nullptr;  // chaos scenario: told of every render that succeeds
   // Leak scenario: how long the slow export holds its lease.
   std::chrono::duration<double> leak_hold{0};
 };
