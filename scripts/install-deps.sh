@@ -6,7 +6,8 @@
 #   scripts/install-deps.sh bench   the same plus what poolscope-bench compares
 #                                   against (TBB's concurrent_hash_map)
 #   scripts/install-deps.sh all     build and bench, plus the servers the tests
-#                                   start (PostgreSQL, Prometheus and its promtool, Redis)
+#                                   start (PostgreSQL, Prometheus and its promtool,
+#                                   Redis, PgBouncer)
 set -euo pipefail
 
 what=${1:-all}
@@ -22,7 +23,7 @@ libraries=(
   libhiredis-dev
 )
 bench=(libtbb-dev)
-servers=(postgresql prometheus redis-server redis-tools)
+servers=(postgresql prometheus redis-server redis-tools pgbouncer)
 
 missing() {
   local pkg

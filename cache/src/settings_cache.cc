@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <stdexcept>
+#include <vector>
 
 #include "poolscope/base/config_check.h"
 
@@ -173,12 +174,20 @@ std::shared_ptr<const Settings> SettingsCache::load(std::int64_t entity,
 std::shared_ptr<const Settings> SettingsCache::load_from_database(
     std::int64_t entity, const poolscope::source_location& site) {
   const auto read = [this, entity](soci::session& sql) {
-    Settings::Map values;
+    // A one-time query into vectors: SOCI sends it unnamed, where a rowset
+    // is a prepared statement named "st_<n>", which a transaction-pooling
+    // PgBouncer may route to another server session ("does not exist",
+    // "already exists"). A result that fills the vectors may have more
+    // rows: read again with room for twice as many.
     long long id = entity;
-    soci::rowset<soci::row> rows = (sql.prepare << select_sql_, soci::use(id, "entity"));
-    for (const soci::row& row : rows)
-      values.emplace(row.get<std::string>(0), row.get<std::string>(1));
-    return values;
+    for (std::size_t room = 256;; room *= 2) {
+      std::vector<std::string> keys(room), texts(room);
+      sql << select_sql_, soci::use(id, "entity"), soci::into(keys), soci::into(texts);
+      if (keys.size() == room) continue;
+      Settings::Map values;
+      for (std::size_t i = 0; i < keys.size(); ++i) values.emplace(keys[i], texts[i]);
+      return values;
+    }
   };
   Settings::Map values;
   {

@@ -26,10 +26,12 @@ class ConsoleSink : public spdlog::sinks::base_sink<std::mutex> {
   void flush_() override {}
 };
 
-// The logger poolscope-load hands to its tracer: stderr, above the bar.
-inline std::shared_ptr<spdlog::logger> console_logger() {
+// The logger poolscope-load hands to its tracer: stderr, above the bar;
+// tag (if any) goes in front of every line ("p2" for the second process).
+inline std::shared_ptr<spdlog::logger> console_logger(const std::string& tag = {}) {
   auto logger = std::make_shared<spdlog::logger>("poolscope", std::make_shared<ConsoleSink>());
-  logger->set_pattern("%H:%M:%S.%e %^%-5l%$ %v");
+  logger->set_pattern(tag.empty() ? std::string("%H:%M:%S.%e %^%-5l%$ %v")
+                                  : "%H:%M:%S.%e " + tag + " %^%-5l%$ %v");
   logger->set_level(spdlog::level::info);
   return logger;
 }

@@ -4,208 +4,164 @@
 //
 //   poolscope-load                                  # embedded SQLite, mode pool
 //   poolscope-load --mode reuse --threads 8 --duration 10
-//   poolscope-load --db postgresql://app:pw@127.0.0.1:5432/app --json out.json
+//   DATABASE_URL=postgresql://app:pw@127.0.0.1:5432/app poolscope-load --json out.json
 //
-// Exit status: 0 when every run finished cleanly (checkout timeouts are
-// measured, not failures; Ctrl-C ends a single run early with its summary),
-// 1 when the database cannot be set up, a render failed, a read was stale or
-// an invariant broke, 2 for bad options, and 128 + the signal (130 for
-// Ctrl-C) for a --compare that a signal cut short: its table and JSON are
-// then marked partial.
+// Exit status, one per kind of ending:
+//   0    every run finished and nothing failed
+//   1    a runtime failure: the database could not be set up, a render
+//        failed (a checkout timeout included), a read was stale, an
+//        invariant broke, the metrics address is taken, the JSON could not
+//        be written at the end
+//   2    a usage error: bad options, options that do not fit together, a
+//        --json path that cannot be opened, a malformed --metrics address
+//   130  interrupted (128 + the signal; Ctrl-C is SIGINT, 2), single run,
+//        --compare or --processes alike, when nothing failed before it;
+//        the summary and JSON are still written, marked interrupted/partial
 
-#include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
+#include "options.h"
+#include "poolscope/exporters/metrics_server.h"
 #include "poolscope/pool/errors.h"
-#include "report.h"
-#include "runner.h"
+#include "program.h"
 
 namespace {
 
-using poolscope::load::Mode;
+using namespace poolscope::load;
 
-int run(int argc, char** argv) {
-  poolscope::load::RunOptions options;
-  std::string mode = "pool";
-  double duration = options.duration.count();
-  double checkout_timeout = options.checkout_timeout.count();
-  std::string json_path;
-  bool no_progress = false;
-  std::string scenario = "widget";
-  double leak_threshold = 0;
-  double churn_threshold = 0;
-
-  CLI::App app{"poolscope-load: the dashboard-widget session-churn scenario, measured"};
-  app.add_option("--db", options.url,
-                 "Database URL: sqlite:///path.db, sqlite3://db=app.db, "
-                 "postgresql://user:pw@host:5432/db")
-      ->capture_default_str();
-  app.add_option("--mode", mode,
-                 "naive: a new connection per settings read; pool: a pooled lease per read; "
-                 "reuse: one lease per render, nested reads share it; cached: accounts and "
-                 "settings from poolscope's caches")
-      ->check(CLI::IsMember({"naive", "pool", "reuse", "cached"}))
-      ->capture_default_str();
-  app.add_option("--threads", options.threads, "Worker threads rendering at once")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
-  app.add_option("--duration", duration, "Seconds to run")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--pool-size", options.pool_size, "Connections the pool keeps")
-      ->check(CLI::Range(1, 10000))
-      ->capture_default_str();
-  app.add_option("--max-overflow", options.max_overflow, "Extra connections under load")
-      ->check(CLI::Range(0, 10000))
-      ->capture_default_str();
-  app.add_option("--checkout-timeout", checkout_timeout, "Seconds an acquire may wait")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--scenario", scenario,
-                 "widget: render as fast as possible; leak: the same plus one export that "
-                 "holds its lease past --leak-threshold; settings-write: saves mixed in, every "
-                 "read checked against the last save; oversubscribe: far more threads than "
-                 "connections (default 32 threads on a 4 + 2 pool), invariants checked")
-      ->check(CLI::IsMember({"widget", "leak", "settings-write", "oversubscribe"}))
-      ->capture_default_str();
-  auto* leak_option = app.add_option("--leak-threshold", leak_threshold,
-                                     "Seconds a lease may be held before it is reported "
-                                     "(default 2 for --scenario leak, else 30)")
-                          ->check(CLI::PositiveNumber);
-  auto* churn_option =
-      app.add_option("--churn-threshold", churn_threshold,
-                     "Acquires per second at one call site that count as churn (default: "
-                     "10 checkouts per render at the current render rate)")
-          ->check(CLI::NonNegativeNumber);
-  app.add_option("--write-every", options.write_every,
-                 "settings-write: each worker saves a setting every N renders")
-      ->check(CLI::Range(1, 1000000))
-      ->capture_default_str();
-  app.add_option("--metrics", options.metrics_listen,
-                 "Serve /metrics and /stats.json on HOST:PORT while running (e.g. 127.0.0.1:9464)");
-  app.add_flag("--print-stats", options.print_stats,
-               "Print the JSON stats snapshot (pools, call sites, caches) at the end, to stderr");
-  app.add_option("--json", json_path, "Write the figures as JSON to PATH, or - for stdout");
-  app.add_flag("--no-progress", no_progress, "Do not draw the progress bar");
-  bool compare = false;
-  app.add_flag("--compare", compare,
-               "Run the widget scenario in every mode (naive, pool, reuse, cached) back to back, "
-               "--duration each, and print one table with ratios against pool");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+// --json PATH, checked before anything runs (so an hour's run does not end
+// in "cannot write"), written at the end.
+class JsonOutput {
+ public:
+  // Empty path: no JSON. Returns an error message, or empty.
+  std::string open(const std::string& path) {
+    path_ = path;
+    if (path.empty() || path == "-") return {};
+    existed_ = ::access(path.c_str(), F_OK) == 0;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return "cannot write --json " + path + ": " + std::strerror(errno);
+    ::close(fd);
+    return {};
   }
-
-  options.mode = *poolscope::load::parse_mode(mode);
-  if (scenario == "oversubscribe") {
-    // Far more threads than connections, unless told otherwise.
-    if (app.count("--threads") == 0) options.threads = 32;
-    if (app.count("--pool-size") == 0) options.pool_size = 4;
-    if (app.count("--max-overflow") == 0) options.max_overflow = 2;
-    if (app.count("--checkout-timeout") == 0) checkout_timeout = 5;
-  }
-  options.duration = std::chrono::duration<double>(duration);
-  options.checkout_timeout = std::chrono::duration<double>(checkout_timeout);
-  options.progress = !no_progress;
-  options.scenario = scenario == "leak"             ? poolscope::load::Scenario::kLeak
-                     : scenario == "settings-write" ? poolscope::load::Scenario::kSettingsWrite
-                     : scenario == "oversubscribe"  ? poolscope::load::Scenario::kOversubscribe
-                                                    : poolscope::load::Scenario::kWidget;
-  if (compare && (scenario != "widget" || app.count("--mode") > 0)) {
-    std::fprintf(stderr,
-                 "poolscope-load: --compare runs the widget scenario in every mode; drop "
-                 "--scenario and --mode\n");
-    return 2;
-  }
-  if (leak_option->count() > 0)
-    options.leak_threshold = std::chrono::duration<double>(leak_threshold);
-  if (churn_option->count() > 0) options.churn_threshold = churn_threshold;
-
-  // Ctrl-C or SIGTERM ends the run early, with its summary; in --compare,
-  // the modes not yet run are skipped.
-  std::signal(SIGINT, [](int signal) { poolscope::load::request_stop(signal); });
-  std::signal(SIGTERM, [](int signal) { poolscope::load::request_stop(signal); });
-
-  // One run, or --compare's runs in mode order.
-  std::vector<poolscope::load::RunResult> results;
-  try {
-    if (compare) {
-      for (Mode m : poolscope::load::kCompareModes) {
-        if (poolscope::load::stop_requested()) break;
-        options.mode = m;
-        results.push_back(poolscope::load::run(options));
-      }
-    } else {
-      results.push_back(poolscope::load::run(options));
+  // Returns false (having said why) when the file cannot be written.
+  bool write(const nlohmann::json& json) {
+    written_ = true;
+    const std::string text = json.dump(2) + "\n";
+    if (path_ == "-") {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+      return true;
     }
-  } catch (const poolscope::Error& e) {
-    std::fprintf(stderr, "poolscope-load: %s\n", e.what());
-    return 1;
+    std::ofstream out(path_, std::ios::trunc);
+    out << text;
+    if (out.flush()) return true;
+    std::fprintf(stderr, "poolscope-load: cannot write %s\n", path_.c_str());
+    return false;
+  }
+  // A file this program created but never wrote goes again.
+  ~JsonOutput() {
+    if (!written_ && !existed_ && !path_.empty() && path_ != "-") ::unlink(path_.c_str());
+  }
+  bool enabled() const { return !path_.empty(); }
+  bool to_stdout() const { return path_ == "-"; }
+
+ private:
+  std::string path_;
+  bool existed_ = true;
+  bool written_ = false;
+};
+
+// --metrics HOST:PORT, listened on once (by each process's port) and let go,
+// so a bad address or a port in use shows before the run. Returns the exit
+// status to end with, or kExitOk.
+int check_metrics_listen(const ProgramOptions& options) {
+  if (options.run.metrics_listen.empty()) return kExitOk;
+  try {
+    const std::string& listen = options.run.metrics_listen;
+    const std::size_t colon = listen.rfind(':');
+    const int port = colon == std::string::npos ? -1 : std::atoi(listen.c_str() + colon + 1);
+    for (int i = 0; i < (port > 0 ? options.processes : 1); ++i) {
+      const std::string address =
+          i == 0 ? listen : listen.substr(0, colon + 1) + std::to_string(port + i);
+      poolscope::exporters::MetricsServer probe(
+          std::make_shared<poolscope::exporters::MetricsCollector>(),
+          poolscope::exporters::MetricsServerConfig{.listen = address});
+    }
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "poolscope-load: --metrics: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "poolscope-load: --metrics: %s\n", e.what());
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+// Runs what the options ask for; the exit status. Exceptions that mean no
+// run could happen at all end here, each said once.
+int run_and_report(const ProgramOptions& options, JsonOutput& json) {
+  std::FILE* const tables = json.to_stdout() ? stderr : stdout;
+  ProgramOutcome outcome;
+  try {
+    prepare_database(options.run);
+    outcome = options.processes > 1 ? run_processes(options, tables)
+              : options.compare     ? run_comparison(options, tables)
+                                    : run_single(options, tables);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "poolscope-load: %s\n", e.what());
-    return 2;
+    return kExitUsage;
+  } catch (const poolscope::Error& e) {
+    std::fprintf(stderr, "poolscope-load: %s\n", e.what());
+    return kExitFailed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "poolscope-load: setting up %s failed: %s\n",
-                 poolscope::redact_url(options.url).c_str(), e.what());
-    return 1;
+                 poolscope::redact_url(options.run.url).c_str(), e.what());
+    return kExitFailed;
   }
-
-  for (const auto& r : results) {
-    if (!r.stats_json.empty()) std::fprintf(stderr, "%s\n", r.stats_json.c_str());
+  bool failed = false;
+  if (json.enabled()) failed = !json.write(outcome.json);
+  for (const std::string& f : outcome.failures) {
+    std::fprintf(stderr, "poolscope-load: %s\n", f.c_str());
+    failed = true;
   }
-  // With --json - the JSON owns stdout, so the tables go to stderr.
-  std::FILE* const table = json_path == "-" ? stderr : stdout;
-  for (const auto& r : results) poolscope::load::print_summary(table, r);
-  if (compare) poolscope::load::print_comparison(table, results);
-  std::uint64_t stale = 0, errors = 0, violations = 0;
-  std::string first_error;
-  for (const auto& r : results) {
-    stale += r.stale_reads;
-    errors += r.errors;
-    violations += r.invariant_violations.size();
-    if (first_error.empty()) first_error = r.first_error;
+  if (failed) return kExitFailed;
+  if (outcome.interrupted) {
+    std::fprintf(stderr, "poolscope-load: %s\n", outcome.interrupted_note.c_str());
+    return interrupted_exit_status(stop_signal());
   }
-  if (!json_path.empty()) {
-    const std::string text = (compare ? poolscope::load::comparison_json(results)
-                                      : poolscope::load::to_json(results.front()))
-                                 .dump(2) +
-                             "\n";
-    if (json_path == "-") {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-    } else {
-      std::ofstream out(json_path);
-      out << text;
-      if (!out) {
-        std::fprintf(stderr, "poolscope-load: cannot write %s\n", json_path.c_str());
-        return 1;
-      }
-    }
-  }
-  if (stale > 0) {
-    std::fprintf(stderr, "poolscope-load: %llu reads were older than the last committed save\n",
-                 static_cast<unsigned long long>(stale));
-    return 1;
-  }
-  if (violations > 0) {
-    std::fprintf(stderr, "poolscope-load: the pool's invariants were violated (see the summary)\n");
-    return 1;
-  }
-  if (errors > 0) {
-    std::fprintf(stderr, "poolscope-load: %llu renders failed; first error: %s\n",
-                 static_cast<unsigned long long>(errors), first_error.c_str());
-    return 1;
-  }
-  if (compare && poolscope::load::is_partial(results)) {
-    std::fprintf(stderr, "poolscope-load: interrupted; the comparison is partial\n");
-    const int signal = poolscope::load::stop_signal();
-    return signal > 0 ? 128 + signal : 130;
-  }
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return run(argc, argv); }
+int main(int argc, char** argv) {
+  CommandLine command_line = parse_command_line(argc, argv);
+  if (!command_line.options) return command_line.exit_status;
+  const ProgramOptions& options = *command_line.options;
+  if (command_line.password_in_arguments) {
+    std::fprintf(stderr,
+                 "poolscope-load: warning: the password in --db is visible to other local users "
+                 "(ps, /proc/%d/cmdline) until it is masked now; pass the URL in DATABASE_URL, or "
+                 "the password in PGPASSWORD or a PGPASSFILE\n",
+                 static_cast<int>(::getpid()));
+    mask_password_in_arguments(argc, argv);
+  }
+  JsonOutput json;
+  if (const std::string error = json.open(options.json_path); !error.empty()) {
+    std::fprintf(stderr, "poolscope-load: %s\n", error.c_str());
+    return kExitUsage;
+  }
+  if (const int status = check_metrics_listen(options); status != kExitOk) return status;
+  // Ctrl-C or SIGTERM ends the run early, with its summary; in --compare,
+  // the runs not yet started are skipped.
+  std::signal(SIGINT, [](int signal) { request_stop(signal); });
+  std::signal(SIGTERM, [](int signal) { request_stop(signal); });
+  return run_and_report(options, json);
+}

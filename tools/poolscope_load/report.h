@@ -1,9 +1,15 @@
-// poolscope-load's output: the summary table for people, JSON for scripts.
+// poolscope-load's output for one run: the summary table for people, JSON
+// for scripts, and the failures that decide the exit status. Failed render
+// attempts count in every per-render figure (attempts are the denominator)
+// and are shown as pgbench shows them: "failed  N (x%)".
+//
+// Free functions of a RunResult; nothing shared.
 
 #pragma once
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "runner.h"
@@ -14,18 +20,18 @@ void print_summary(std::FILE* out, const RunResult& result);
 
 nlohmann::json to_json(const RunResult& result);
 
-// --compare's modes, in the order they run.
-inline constexpr Mode kCompareModes[] = {Mode::kNaive, Mode::kPool, Mode::kReuse, Mode::kCached};
+// "12 (3.468% of 346 attempts...)" and the like, for a table row.
+std::string failed_text(std::uint64_t failed, std::uint64_t attempts);
 
-// Whether --compare's results lack a mode or hold a run cut short.
-bool is_partial(const std::vector<RunResult>& results);
+// "p50 3.0 ms, p90 4.1 ms, p99 6.0 ms, max 13.2 ms".
+std::string latency_text(const LatencyHistogram& latency);
 
-// --compare: one table of every mode's run, with ratios against pool mode
-// (none when pool mode did not run); a partial comparison says so, and
-// which modes did not run. The JSON: {"compare": [runs], "ratios": {mode:
-// {"renders_per_s_vs_pool", "checkouts_per_render_vs_pool"}}, "partial",
-// "modes_not_run"}.
-void print_comparison(std::FILE* out, const std::vector<RunResult>& results);
-nlohmann::json comparison_json(const std::vector<RunResult>& results);
+// The render latency fields of the JSON (render_latency_p50_s, _p90_s,
+// _p99_s, _max_s), added to out.
+void add_render_latency(nlohmann::json& out, const LatencyHistogram& latency);
+
+// What went wrong in a run, one sentence each (empty: nothing): failed
+// renders, stale reads, broken invariants. Any of them fails the program.
+std::vector<std::string> failures_of(const RunResult& result);
 
 }  // namespace poolscope::load

@@ -1,52 +1,27 @@
 #include "runner.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "console.h"
+#include "invariants.h"
 #include "log_sink.h"
+#include "notices.h"
 #include "poolscope/exporters/metrics_collector.h"
 #include "poolscope/exporters/metrics_server.h"
-#include "poolscope/pool/errors.h"
+#include "progress.h"
+#include "workers.h"
 
 namespace poolscope::load {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
-
-struct alignas(64) Worker {
-  std::atomic<std::uint64_t> renders{0};
-  std::uint64_t errors = 0;
-  std::uint64_t timeouts = 0;
-  std::uint64_t writes = 0;
-  std::uint64_t stale_writes = 0;  // a writer that did not read its own write
-  std::unique_ptr<WidgetRenderer> renderer;
-};
-
-std::string progress_bar(double elapsed, double total, std::uint64_t renders) {
-  constexpr int kWidth = 30;
-  const double fraction = total > 0 ? std::min(1.0, elapsed / total) : 1.0;
-  const int filled = static_cast<int>(fraction * kWidth);
-  std::string bar(kWidth + 2, '.');
-  bar.front() = '[';
-  bar.back() = ']';
-  std::fill_n(bar.begin() + 1, filled, '#');
-  char text[160];
-  std::snprintf(text, sizeof text, " %5.1f/%.1f s  %llu renders  %.0f/s", elapsed, total,
-                static_cast<unsigned long long>(renders),
-                elapsed > 0 ? static_cast<double>(renders) / elapsed : 0.0);
-  return bar + text;
-}
 
 // The render rate over the last second, from samples taken each tick.
 class RenderRate {
@@ -74,9 +49,229 @@ std::atomic<bool> g_stop_requested{false};
 std::atomic<int> g_stop_signal{0};
 static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free);
 
-// Names show in leak reports and in top(1).
-void name_thread(const std::string& name) {
-  ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+PoolConfig pool_config(const RunOptions& options) {
+  PoolConfig config;
+  config.url = options.url;
+  config.name = "load";
+  config.pool_size = options.pool_size;
+  config.max_overflow = options.max_overflow;
+  config.checkout_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.checkout_timeout);
+  config.transaction_pooler = options.transaction_pooler;
+  return config;
+}
+
+Seconds leak_threshold_of(const RunOptions& options) {
+  return options.leak_threshold.value_or(options.scenario == Scenario::kLeak ? Seconds(2.0)
+                                                                             : Seconds(30.0));
+}
+
+// The leak scenario holds one lease for 1.5 leak thresholds: long enough to
+// be reported, short enough to come back (and be logged) within the run.
+Seconds leak_hold_of(const RunOptions& options) { return leak_threshold_of(options) * 1.5; }
+
+Seconds duration_of(const RunOptions& options) {
+  const Seconds hold = leak_hold_of(options);
+  if (options.scenario == Scenario::kLeak && options.duration < hold + Seconds(0.5)) {
+    return hold + Seconds(0.5);
+  }
+  return options.duration;
+}
+
+// Everything a run holds while its workers run, in the order it is built;
+// members go in reverse, so the server and collector go before the caches
+// and tracer they read, and those before the pool.
+struct RunSetup {
+  explicit RunSetup(const RunOptions& o);
+
+  const RunOptions& options;
+  const ConnectionUrl url;
+  const std::shared_ptr<spdlog::logger> logger;
+  Pool pool;
+  Subscription notices;
+  std::optional<tracing::Tracer> tracer;
+  std::vector<Transaction> rows;
+  PoolStats before;
+  std::unique_ptr<WidgetCaches> caches;
+  std::unique_ptr<WriteLedger> ledger;
+  std::shared_ptr<exporters::MetricsCollector> metrics;
+  std::unique_ptr<exporters::MetricsServer> server;
+
+ private:
+  void start_tracing();
+  void start_metrics();
+};
+
+RunSetup::RunSetup(const RunOptions& o)
+    : options(o),
+      url(ConnectionUrl::parse(o.url)),
+      logger(console_logger(o.log_tag)),
+      pool(pool_config(o)) {
+  if (o.scenario == Scenario::kSettingsWrite && o.write_every < 1) {
+    throw std::invalid_argument("--write-every must be at least 1");
+  }
+  notices = pool.add_observer(std::make_shared<NoticeLog>(logger));
+  start_tracing();
+  {
+    // Setup opens the first connection: give it longer than a tiny
+    // --checkout-timeout, which is for the run, not for connecting.
+    std::optional<Lease> sql = pool.try_acquire(
+        std::max<std::chrono::milliseconds>(pool.config().checkout_timeout, std::chrono::seconds(30)));
+    if (!sql) throw std::runtime_error("no connection for the setup within 30 s");
+    rows = load_open_transactions(**sql);
+  }
+  before = pool.stats();
+  const bool writing = o.scenario == Scenario::kSettingsWrite;
+  if (o.mode == Mode::kCached || writing) caches = std::make_unique<WidgetCaches>(pool);
+  if (writing) ledger = std::make_unique<WriteLedger>();
+  start_metrics();
+}
+
+void RunSetup::start_tracing() {
+  if (options.mode == Mode::kNaive) return;
+  tracing::TracerConfig tc;
+  tc.logger = logger;
+  tc.leak_threshold =
+      std::chrono::duration_cast<std::chrono::milliseconds>(leak_threshold_of(options));
+  tc.churn_window = std::chrono::seconds(1);
+  tc.churn_threshold = options.churn_threshold.value_or(0);  // auto: set once renders are seen
+  tracer.emplace(pool, tc);
+}
+
+// Metrics while running: the pool, its call sites and the caches.
+void RunSetup::start_metrics() {
+  if (options.metrics_listen.empty() && !options.print_stats) return;
+  metrics = std::make_shared<exporters::MetricsCollector>();
+  metrics->add_pool(pool);
+  if (tracer) metrics->add_tracer(*tracer);
+  if (caches) {
+    metrics->add_cache(caches->settings);
+    metrics->add_cache(caches->accounts, pool.name());
+  }
+  if (options.metrics_listen.empty()) return;
+  server = std::make_unique<exporters::MetricsServer>(
+      metrics, exporters::MetricsServerConfig{.listen = options.metrics_listen});
+  logger->info("poolscope-load: serving {}/metrics and {}/stats.json", server->url(),
+               server->url());
+}
+
+// Shows the progress and tunes the churn threshold until the duration is up
+// or a stop is requested; returns whether it was.
+bool drive(RunSetup& s, const WorkerGroup& workers, Clock::time_point start, Seconds duration) {
+  ProgressDisplay progress(s.options.progress, s.options.progress_interval, duration,
+                           s.options.log_tag);
+  RenderRate rate;
+  for (;;) {
+    const auto now = Clock::now();
+    const Seconds elapsed = now - start;
+    if (stop_requested()) return true;
+    if (elapsed >= duration) return false;
+    const RenderTotals totals = workers.totals();
+    rate.sample(now, totals.renders);
+    if (s.tracer && !s.options.churn_threshold && rate.per_second() > 0) {
+      s.tracer->set_churn_threshold(s.options.churn_per_render * rate.per_second());
+    }
+    progress.update(elapsed.count(), totals);
+    if (s.options.on_tick) s.options.on_tick(totals);
+    const Seconds left = duration - elapsed;
+    std::this_thread::sleep_for(std::min<Seconds>(left, std::chrono::milliseconds(100)));
+  }
+}
+
+ChaosConfig chaos_config(const RunOptions& options, const RunSetup& setup) {
+  ChaosConfig c;
+  c.url = &setup.url;
+  c.kill_every = options.chaos_kill_every;
+  c.restart_every = options.chaos_restart_every;
+  c.restart_command = options.chaos_restart_command;
+  c.logger = setup.logger;
+  return c;
+}
+
+// Ends the faults, then lets the widget run until a render that began after
+// the last fault has succeeded: a run must not end on a fault it has not yet
+// come back from. Waits at most a checkout timeout plus 10 s; the seconds waited.
+double await_recovery(ChaosMonkey& chaos, const RunOptions& options) {
+  chaos.stop();
+  const auto start = Clock::now();
+  const auto deadline =
+      start + std::chrono::duration_cast<Clock::duration>(options.checkout_timeout + Seconds(10));
+  while (!chaos.recovered() && !stop_requested() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return Seconds(Clock::now() - start).count();
+}
+
+void fill_counts(RunResult& r, const RunSetup& s, const WorkerFigures& f) {
+  r.renders = f.renders;
+  r.failed_timeouts = f.failed_timeouts;
+  r.failed_errors = f.failed_errors;
+  r.writes = f.writes;
+  r.stale_reads = f.stale_reads;
+  r.first_error = f.first_error;
+  r.render_latency = f.render_latency;
+  r.acquire_samples = f.acquire_latency.count();
+  r.acquire_p50_s = f.acquire_latency.quantile_seconds(0.50);
+  r.acquire_p99_s = f.acquire_latency.quantile_seconds(0.99);
+  const PoolStats after = s.pool.stats();
+  if (s.options.mode == Mode::kNaive) {
+    r.checkouts = f.naive_connections;
+    r.connections_opened = f.naive_connections;
+  } else {
+    r.checkouts = after.acquires - s.before.acquires;
+    r.reuses = after.reuses - s.before.reuses;
+    r.connections_opened = after.connections_opened - s.before.connections_opened;
+  }
+  r.timeouts = after.timeouts - s.before.timeouts;
+  r.waits = after.waits - s.before.waits;
+  r.wait_total_s = Seconds(after.total_wait - s.before.total_wait).count();
+  std::uint64_t accounts = 0;
+  for (int id = 1; id <= kAccounts; ++id) {
+    accounts += std::any_of(s.rows.begin(), s.rows.end(),
+                            [id](const Transaction& t) { return t.account_id == id; });
+  }
+  const bool cached = s.options.mode == Mode::kCached;
+  r.distinct_keys = cached ? accounts : accounts * kReadsPerAccount;
+  r.database_loads = cached ? s.caches->settings.stats().loads : f.database_reads;
+  if (s.caches) {
+    for (const cache::CacheStats& c : {s.caches->accounts.stats(), s.caches->settings.stats()}) {
+      r.caches.push_back(c);
+      r.sessions_avoided += c.sessions_avoided;
+    }
+  }
+}
+
+void fill_tracing(RunResult& r, const RunSetup& s) {
+  if (!s.tracer) return;
+  r.traced = true;
+  r.sites = s.tracer->sites();
+  r.folded_sites = s.tracer->folded_sites();
+  r.tracer = s.tracer->stats();
+  r.churn_threshold = s.tracer->churn_threshold();
+  r.leak_threshold_s = leak_threshold_of(s.options).count();
+}
+
+RunResult collect(const RunSetup& s, const WorkerFigures& figures,
+                  const InvariantSampler& invariants, double elapsed_s, bool interrupted) {
+  RunResult r;
+  r.scenario = std::string(to_string(s.options.scenario));
+  r.mode = std::string(to_string(s.options.mode));
+  r.backend = std::string(to_string(s.url.backend()));
+  r.url = s.url.redacted();
+  r.threads = s.options.threads;
+  r.pool_size = s.options.pool_size;
+  r.max_overflow = s.options.max_overflow;
+  r.transaction_pooler = s.options.transaction_pooler;
+  r.duration_s = elapsed_s;
+  r.interrupted = interrupted;
+  fill_counts(r, s, figures);
+  r.max_open_seen = invariants.max_open();
+  r.max_pending_seen = invariants.max_pending();
+  r.invariants_checked = invariants.enabled();
+  r.invariant_violations = invariants.violations();
+  if (s.options.print_stats) r.stats_json = s.metrics->json();
+  fill_tracing(r, s);
+  return r;
 }
 
 }  // namespace
@@ -98,6 +293,8 @@ std::string_view to_string(Scenario scenario) noexcept {
       return "settings-write";
     case Scenario::kOversubscribe:
       return "oversubscribe";
+    case Scenario::kChaos:
+      return "chaos";
     case Scenario::kWidget:
       break;
   }
@@ -108,253 +305,42 @@ RunResult run(const RunOptions& options) {
   if (options.scenario == Scenario::kLeak && options.mode == Mode::kNaive) {
     throw std::invalid_argument("the leak scenario needs a pool: use --mode pool or --mode reuse");
   }
-  const ConnectionUrl url = ConnectionUrl::parse(options.url);
-  PoolConfig config;
-  config.url = options.url;
-  config.name = "load";
-  config.pool_size = options.pool_size;
-  config.max_overflow = options.max_overflow;
-  config.checkout_timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(options.checkout_timeout);
-  Pool pool(config);
-
-  const Seconds leak_threshold = options.leak_threshold.value_or(
-      options.scenario == Scenario::kLeak ? Seconds(2.0) : Seconds(30.0));
-  std::optional<tracing::Tracer> tracer;
-  if (options.mode != Mode::kNaive) {
-    tracing::TracerConfig tc;
-    tc.logger = console_logger();
-    tc.leak_threshold = std::chrono::duration_cast<std::chrono::milliseconds>(leak_threshold);
-    tc.churn_window = std::chrono::seconds(1);
-    tc.churn_threshold = options.churn_threshold.value_or(0);  // auto: set once renders are seen
-    tracer.emplace(pool, tc);
+  RunSetup setup(options);
+  if (options.scenario == Scenario::kChaos && setup.url.backend() != Backend::kPostgreSQL) {
+    throw std::invalid_argument("the chaos scenario needs PostgreSQL (it kills backends)");
   }
-
-  std::vector<Transaction> rows;
-  {
-    // Setup opens the first connection: give it longer than a tiny
-    // --checkout-timeout, which is for the run, not for connecting.
-    std::optional<Lease> sql = pool.try_acquire(
-        std::max<std::chrono::milliseconds>(config.checkout_timeout, std::chrono::seconds(30)));
-    if (!sql) throw std::runtime_error("no connection for the setup within 30 s");
-    seed(**sql, url.backend());
-    rows = load_open_transactions(**sql);
+  const Seconds duration = duration_of(options);
+  if (duration > options.duration) {
+    setup.logger->info(
+        "poolscope-load: running {:.1f} s so the held lease passes "
+        "leak_threshold and comes back",
+        duration.count());
   }
-  const PoolStats before = pool.stats();
-
-  const bool writing = options.scenario == Scenario::kSettingsWrite;
-  if (writing && options.write_every < 1) {
-    throw std::invalid_argument("--write-every must be at least 1");
-  }
-  std::unique_ptr<WidgetCaches> caches;
-  if (options.mode == Mode::kCached || writing) caches = std::make_unique<WidgetCaches>(pool);
-  std::unique_ptr<WriteLedger> ledger;
-  if (writing) ledger = std::make_unique<WriteLedger>();
-
-  // The leak scenario holds one lease for 1.5 leak thresholds: long enough to
-  // be reported, short enough to come back (and be logged) within the run.
-  const Seconds leak_hold = leak_threshold * 1.5;
-  Seconds duration = options.duration;
-  if (options.scenario == Scenario::kLeak && duration < leak_hold + Seconds(0.5)) {
-    duration = leak_hold + Seconds(0.5);
-    Console::instance().line("poolscope-load: running " +
-                             std::to_string(duration.count()).substr(0, 4) +
-                             " s so the held lease passes leak_threshold and comes back");
-  }
-
-  // Metrics while running: the pool, its call sites and the caches.
-  std::shared_ptr<exporters::MetricsCollector> metrics;
-  std::unique_ptr<exporters::MetricsServer> server;
-  if (!options.metrics_listen.empty() || options.print_stats) {
-    metrics = std::make_shared<exporters::MetricsCollector>();
-    metrics->add_pool(pool);
-    if (tracer) metrics->add_tracer(*tracer);
-    if (caches) {
-      metrics->add_cache(caches->settings);
-      metrics->add_cache(caches->accounts, pool.name());
-    }
-  }
-  if (!options.metrics_listen.empty()) {
-    server = std::make_unique<exporters::MetricsServer>(
-        metrics, exporters::MetricsServerConfig{.listen = options.metrics_listen});
-    Console::instance().line("poolscope-load: serving " + server->url() + "/metrics and " +
-                             server->url() + "/stats.json");
-  }
-
-  std::vector<Worker> workers(static_cast<std::size_t>(options.threads));
-  for (Worker& w : workers) {
-    w.renderer =
-        std::make_unique<WidgetRenderer>(options.mode, &pool, url, caches.get(), ledger.get());
-  }
-  std::atomic<bool> stop{false};
-  std::mutex error_mu;
-  std::string first_error;
-
+  std::optional<ChaosMonkey> chaos;
+  if (options.scenario == Scenario::kChaos) chaos.emplace(chaos_config(options, setup));
+  WorkerContext context;
+  context.options = &options;
+  context.pool = &setup.pool;
+  context.url = &setup.url;
+  context.rows = &setup.rows;
+  context.caches = setup.caches.get();
+  context.ledger = setup.ledger.get();
+  context.logger = setup.logger;
+  context.chaos = chaos ? &*chaos : nullptr;
+  context.leak_hold = leak_hold_of(options);
   const auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (Worker& w : workers) {
-    threads.emplace_back([&, n = threads.size()] {
-      name_thread("render-" + std::to_string(n + 1));
-      std::uint64_t next_account = n;
-      while (!stop.load(std::memory_order_relaxed)) {
-        try {
-          w.renderer->render(rows);
-          const std::uint64_t done = w.renders.fetch_add(1, std::memory_order_relaxed) + 1;
-          if (writing && done % static_cast<std::uint64_t>(options.write_every) == 0) {
-            const int account = static_cast<int>(next_account++ % kAccounts) + 1;
-            if (!ledger->write(*caches, account)) ++w.stale_writes;
-            ++w.writes;
-          }
-        } catch (const PoolTimeout&) {
-          ++w.timeouts;
-        } catch (const std::exception& e) {
-          ++w.errors;
-          std::lock_guard lock(error_mu);
-          if (first_error.empty()) first_error = e.what();
-        }
-      }
-    });
-  }
-  if (options.scenario == Scenario::kLeak) {
-    threads.emplace_back([&] {
-      name_thread("slow-export");
-      try {
-        slow_export(pool, leak_hold, stop);
-      } catch (const std::exception& e) {
-        std::lock_guard lock(error_mu);
-        if (first_error.empty()) first_error = e.what();
-      }
-    });
-  }
-
-  // The pool's invariants, sampled while the workers run (naive mode
-  // bypasses the pool). Every thread started above may wait in acquire() at
-  // once, the slow export included, and no other thread acquires.
-  const bool check_invariants = options.mode != Mode::kNaive;
-  const std::size_t acquirers = threads.size();
-  std::mutex violations_mu;
-  std::vector<std::string> violations;
-  std::atomic<std::size_t> max_open{0}, max_pending{0};
-  auto violation = [&](std::string text) {
-    std::lock_guard lock(violations_mu);
-    if (violations.size() < 20) violations.push_back(std::move(text));
-  };
-  std::thread sampler([&] {
-    while (check_invariants && !stop.load(std::memory_order_relaxed)) {
-      const PoolStats s = pool.stats();
-      max_open = std::max<std::size_t>(max_open, s.open);
-      max_pending = std::max<std::size_t>(max_pending, s.pending);
-      if (s.open > s.max_connections) {
-        violation("open " + std::to_string(s.open) + " > max " + std::to_string(s.max_connections));
-      }
-      if (s.active > s.max_connections) {
-        violation("active " + std::to_string(s.active) + " > max " +
-                  std::to_string(s.max_connections));
-      }
-      if (s.pending > acquirers) {
-        violation("pending " + std::to_string(s.pending) + " > " + std::to_string(acquirers) +
-                  " threads that acquire");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  });
-
-  const double total = duration.count();
-  const bool bar = options.progress && Console::is_terminal();
-  RenderRate rate;
-  bool interrupted = false;
-  for (;;) {
-    const auto now = Clock::now();
-    const double elapsed = Seconds(now - start).count();
-    if (stop_requested()) {
-      interrupted = true;
-      break;
-    }
-    if (elapsed >= total) break;
-    std::uint64_t renders = 0;
-    for (const Worker& w : workers) renders += w.renders.load(std::memory_order_relaxed);
-    rate.sample(now, renders);
-    if (tracer && !options.churn_threshold && rate.per_second() > 0) {
-      tracer->set_churn_threshold(options.churn_per_render * rate.per_second());
-    }
-    if (bar) Console::instance().progress(progress_bar(elapsed, total, renders));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  stop = true;
-  for (std::thread& t : threads) t.join();
-  sampler.join();
+  WorkerGroup workers(context);
+  // Naive mode bypasses the pool: nothing to check there.
+  InvariantSampler invariants(setup.pool, workers.acquirers(), options.mode != Mode::kNaive);
+  const bool interrupted = drive(setup, workers, start, duration);
+  const double recovery_wait = chaos ? await_recovery(*chaos, options) : 0;
+  workers.stop();
   const double elapsed = Seconds(Clock::now() - start).count();
-  if (bar) Console::instance().progress("");
-
-  const PoolStats after = pool.stats();
-  RunResult result;
-  result.scenario = std::string(to_string(options.scenario));
-  result.mode = std::string(to_string(options.mode));
-  result.backend = std::string(to_string(url.backend()));
-  result.url = url.redacted();
-  result.threads = options.threads;
-  result.pool_size = options.pool_size;
-  result.max_overflow = options.max_overflow;
-  result.duration_s = elapsed;
-  result.interrupted = interrupted;
-  LatencyHistogram latency;
-  std::uint64_t naive_opened = 0;
-  for (const Worker& w : workers) {
-    result.renders += w.renders.load();
-    result.errors += w.errors;
-    result.timeouts += w.timeouts;
-    latency.merge(w.renderer->acquire_latency());
-    naive_opened += w.renderer->connections_opened();
-    result.writes += w.writes;
-    result.stale_reads += w.stale_writes + w.renderer->stale_reads();
-  }
-  if (caches) {
-    for (const cache::CacheStats& c : {caches->accounts.stats(), caches->settings.stats()}) {
-      result.caches.push_back(c);
-      result.sessions_avoided += c.sessions_avoided;
-    }
-  }
-  if (options.mode == Mode::kNaive) {
-    result.checkouts = naive_opened;
-    result.connections_opened = naive_opened;
-  } else {
-    result.checkouts = after.acquires - before.acquires;
-    result.reuses = after.reuses - before.reuses;
-    result.connections_opened = after.connections_opened - before.connections_opened;
-  }
-  result.waits = after.waits - before.waits;
-  result.wait_total_s = std::chrono::duration<double>(after.total_wait - before.total_wait).count();
-  result.max_open_seen = max_open.load();
-  result.max_pending_seen = max_pending.load();
-  result.invariants_checked = check_invariants;
-  if (result.invariants_checked) {
-    // Nothing lost: with every worker stopped, every lease is back.
-    if (after.active != 0) violation("active " + std::to_string(after.active) + " after the run");
-    if (after.pending != 0)
-      violation("pending " + std::to_string(after.pending) + " after the run");
-    if (after.open != after.idle) {
-      violation("open " + std::to_string(after.open) + " != idle " + std::to_string(after.idle) +
-                " after the run");
-    }
-    if (after.connections_opened - after.closed_total() != after.open) {
-      violation(
-          "opened - closed = " + std::to_string(after.connections_opened - after.closed_total()) +
-          " but open = " + std::to_string(after.open));
-    }
-  }
-  result.invariant_violations = violations;
-  result.acquire_samples = latency.count();
-  result.acquire_p50_s = latency.quantile_seconds(0.50);
-  result.acquire_p99_s = latency.quantile_seconds(0.99);
-  result.first_error = first_error;
-  if (options.print_stats) result.stats_json = metrics->json();
-  if (tracer) {
-    result.traced = true;
-    result.sites = tracer->sites();
-    result.folded_sites = tracer->folded_sites();
-    result.tracer = tracer->stats();
-    result.churn_threshold = tracer->churn_threshold();
-    result.leak_threshold_s = leak_threshold.count();
+  invariants.stop_and_check_final();
+  RunResult result = collect(setup, workers.figures(), invariants, elapsed, interrupted);
+  if (chaos) {
+    result.chaos = chaos->figures();
+    result.chaos_recovery_wait_s = recovery_wait;
   }
   return result;
 }

@@ -5,19 +5,12 @@
 #include <stdexcept>
 #include <thread>
 
+#include "notices.h"
+
 namespace poolscope::load {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-const char* const kSymbols[] = {"AAPL", "MSFT", "NVDA", "AMZN", "GOOG"};
-
-// Settings values look like what the incidents stored.
-std::string setting_value(int account, const std::string& key) {
-  if (key == "paper_account") return account % 2 == 0 ? "true" : "false";
-  if (key == "api_secret") return "secret-" + std::to_string(account) + "-v0";
-  return key + "-" + std::to_string(account) + "-0123456789abcdef";
-}
 
 }  // namespace
 
@@ -40,58 +33,6 @@ std::optional<Mode> parse_mode(std::string_view name) noexcept {
     if (to_string(mode) == name) return mode;
   }
   return std::nullopt;
-}
-
-void seed(soci::session& sql, Backend backend) {
-  if (backend == Backend::kSqlite) {
-    // Readers and a writer at once without "database is locked".
-    std::string mode;
-    sql << "PRAGMA journal_mode=WAL", soci::into(mode);
-  }
-  sql << "CREATE TABLE IF NOT EXISTS account_settings ("
-         " account_id INTEGER NOT NULL,"
-         " setting_key VARCHAR(64) NOT NULL,"
-         " setting_value VARCHAR(256) NOT NULL,"
-         " PRIMARY KEY (account_id, setting_key))";
-  sql << "CREATE TABLE IF NOT EXISTS transactions ("
-         " id INTEGER PRIMARY KEY,"
-         " account_id INTEGER NOT NULL,"
-         " symbol VARCHAR(16) NOT NULL,"
-         " quantity INTEGER NOT NULL,"
-         " status VARCHAR(8) NOT NULL)";
-  soci::transaction tx(sql);
-  sql << "DELETE FROM account_settings";
-  sql << "DELETE FROM transactions";
-  for (int account = 1; account <= kAccounts; ++account) {
-    for (const std::string key : {"api_key", "api_secret", "paper_account", "base_url"}) {
-      const std::string value = setting_value(account, key);
-      sql << "INSERT INTO account_settings (account_id, setting_key, setting_value)"
-             " VALUES (:a, :k, :v)",
-          soci::use(account), soci::use(key), soci::use(value);
-    }
-  }
-  for (int id = 1; id <= kOpenTransactions + 5; ++id) {
-    const int account = (id - 1) % kAccounts + 1;
-    const std::string symbol = kSymbols[(id - 1) % 5];
-    const int quantity = 10 * id;
-    const std::string status = id <= kOpenTransactions ? "OPEN" : "CLOSED";
-    sql << "INSERT INTO transactions (id, account_id, symbol, quantity, status)"
-           " VALUES (:i, :a, :s, :q, :st)",
-        soci::use(id), soci::use(account), soci::use(symbol), soci::use(quantity),
-        soci::use(status);
-  }
-  tx.commit();
-}
-
-std::vector<Transaction> load_open_transactions(soci::session& sql) {
-  std::vector<Transaction> rows;
-  soci::rowset<soci::row> result = (sql.prepare << "SELECT id, account_id, symbol, quantity"
-                                                   " FROM transactions WHERE status = 'OPEN'"
-                                                   " ORDER BY id");
-  for (const soci::row& r : result) {
-    rows.push_back({r.get<int>(0), r.get<int>(1), r.get<std::string>(2), r.get<int>(3)});
-  }
-  return rows;
 }
 
 void slow_export(Pool& pool, std::chrono::duration<double> hold, const std::atomic<bool>& stop) {
@@ -129,7 +70,9 @@ std::string query_setting(soci::session& sql, int account_id, const std::string&
 // Before any fix: every read opens its own connection, no pool.
 class WidgetRenderer::NaiveSettings : public SettingsSource {
  public:
-  NaiveSettings(const ConnectionUrl& url, WidgetRenderer& owner) : url_(url), owner_(owner) {
+  NaiveSettings(const ConnectionUrl& url, WidgetRenderer& owner,
+                std::shared_ptr<spdlog::logger> notices)
+      : url_(url), owner_(owner), notices_(std::move(notices)) {
     connect_ = url.connect_string();
     if (url.backend() == Backend::kSqlite && connect_.find("timeout=") == std::string::npos) {
       connect_ += " timeout=5";
@@ -141,12 +84,16 @@ class WidgetRenderer::NaiveSettings : public SettingsSource {
     soci::session sql(url_.soci_backend(), connect_);
     owner_.latency_.record(Clock::now() - start);
     ++owner_.opened_;
+    std::optional<NoticeRoute> route;
+    if (notices_ != nullptr) route.emplace(sql, notices_, url_, "naive connection");
+    ++owner_.reads_;
     return query_setting(sql, account_id, key);
   }
 
  private:
   const ConnectionUrl& url_;
   WidgetRenderer& owner_;
+  const std::shared_ptr<spdlog::logger> notices_;
   std::string connect_;
 };
 
@@ -161,6 +108,7 @@ class WidgetRenderer::PooledSettings : public SettingsSource {
     // In reuse mode that was a nested reuse of the render's lease, whose
     // checkout render() timed: not a checkout, not sampled.
     if (owner_.mode_ != Mode::kReuse) owner_.latency_.record(Clock::now() - start);
+    ++owner_.reads_;
     return query_setting(*sql, account_id, key);
   }
 
@@ -223,10 +171,11 @@ std::uint64_t WriteLedger::version_of(const std::string& api_secret) noexcept {
 }
 
 WidgetRenderer::WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url,
-                               WidgetCaches* caches, const WriteLedger* ledger)
+                               WidgetCaches* caches, const WriteLedger* ledger,
+                               std::shared_ptr<spdlog::logger> notices)
     : mode_(mode), pool_(pool), caches_(caches), ledger_(ledger) {
   if (mode == Mode::kNaive) {
-    settings_ = std::make_unique<NaiveSettings>(url, *this);
+    settings_ = std::make_unique<NaiveSettings>(url, *this, std::move(notices));
   } else {
     if (pool == nullptr) throw std::invalid_argument("WidgetRenderer: pool mode needs a pool");
     if (mode == Mode::kCached && caches == nullptr) {

@@ -1,6 +1,5 @@
-// The incidents' dashboard-widget scenario (../shared/incidents/000, 002, 004):
-// a render walks the 20 open transactions and builds an account object per
-// row, whose constructor reads three settings: api_key, api_secret,
+// The incidents' dashboard-widget scenario: a render walks the 20 open transactions and builds an
+// account object per row, whose constructor reads three settings: api_key, api_secret,
 // paper_account. How each read gets its session is what the modes change:
 //
 //   naive  a new connection per read, no pool (60 connections per render)
@@ -21,16 +20,22 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "database.h"
 #include "latency.h"
 #include "poolscope/cache/instance_cache.h"
 #include "poolscope/cache/settings_cache.h"
 #include "poolscope/pool/pool.h"
+
+namespace spdlog {
+class logger;
+}
 
 namespace poolscope::load {
 
@@ -38,23 +43,6 @@ enum class Mode { kNaive, kPool, kReuse, kCached };
 
 std::string_view to_string(Mode mode) noexcept;
 std::optional<Mode> parse_mode(std::string_view name) noexcept;
-
-inline constexpr int kAccounts = 5;
-inline constexpr int kOpenTransactions = 20;
-inline constexpr int kReadsPerAccount = 3;
-inline constexpr int kReadsPerRender = kOpenTransactions * kReadsPerAccount;
-
-struct Transaction {
-  int id = 0;
-  int account_id = 0;
-  std::string symbol;
-  int quantity = 0;
-};
-
-// Creates the scenario's tables and fills them (idempotent: reseeds).
-void seed(soci::session& sql, Backend backend);
-
-std::vector<Transaction> load_open_transactions(soci::session& sql);
 
 // Where a settings read gets its session.
 class SettingsSource {
@@ -120,11 +108,13 @@ void slow_export(Pool& pool, std::chrono::duration<double> hold, const std::atom
 // Renders the widget for one worker thread. Not thread-safe: one per thread.
 class WidgetRenderer {
  public:
-  // pool is unused (may be null) in naive mode; url is used only there;
-  // caches only in cached mode. With a ledger, every account read is checked
-  // against the last committed save.
+  // pool is unused (may be null) in naive mode; url and notices (where its
+  // connections' notices go) are used only there; caches only in cached
+  // mode. With a ledger, every account read is checked against the last
+  // committed save.
   WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url, WidgetCaches* caches = nullptr,
-                 const WriteLedger* ledger = nullptr);
+                 const WriteLedger* ledger = nullptr,
+                 std::shared_ptr<spdlog::logger> notices = nullptr);
   ~WidgetRenderer();
 
   // One render over rows: an account object per row. Nothing is returned:
@@ -142,6 +132,9 @@ class WidgetRenderer {
   const LatencyHistogram& acquire_latency() const noexcept { return latency_; }
   // Connections this renderer opened itself (naive mode).
   std::uint64_t connections_opened() const noexcept { return opened_; }
+  // Settings queries this renderer ran itself (every mode but cached, whose
+  // queries are the settings cache's loads).
+  std::uint64_t database_reads() const noexcept { return reads_; }
 
  private:
   class NaiveSettings;
@@ -157,6 +150,7 @@ class WidgetRenderer {
   const WriteLedger* ledger_;
   LatencyHistogram latency_;
   std::uint64_t opened_ = 0;
+  std::uint64_t reads_ = 0;
   std::uint64_t stale_reads_ = 0;
   std::unique_ptr<SettingsSource> settings_;
 };
