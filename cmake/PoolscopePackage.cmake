@@ -56,6 +56,9 @@ function(_poolscope_external item out_find out_requires out_libs)
   elseif(item STREQUAL "GccBacktrace::GccBacktrace")
     set(find "GccBacktrace")
     set(libs "-lbacktrace")
+  elseif(item STREQUAL "Hiredis::hiredis")
+    set(find "Hiredis")
+    set(requires "hiredis")
   elseif(item STREQUAL "nlohmann_json::nlohmann_json")
     set(find "nlohmann_json|3")
     set(requires "nlohmann_json")
@@ -216,6 +219,7 @@ function(poolscope_install_package)
     "${CMAKE_CURRENT_BINARY_DIR}/poolscopeComponents.cmake"
     "${PROJECT_SOURCE_DIR}/cmake/FindSOCI.cmake"
     "${PROJECT_SOURCE_DIR}/cmake/FindGccBacktrace.cmake"
+    "${PROJECT_SOURCE_DIR}/cmake/FindHiredis.cmake"
     DESTINATION "${cmake_dir}")
 
   # Operating it: the dashboard, Grafana's provisioning files, the rules.

@@ -118,6 +118,11 @@ void add_run_flags(CLI::App& app, RunOptions& o, Flags& f) {
                "A transaction-pooling PgBouncer sits in front of PostgreSQL: prepare no named "
                "statements, keep no session state across transactions "
                "(PoolConfig::transaction_pooler)");
+  app.add_option("--statement-cache", o.statement_cache_size,
+                 "Statements kept prepared per connection for the pooled reads; 0 runs each "
+                 "read as a one-time query (PoolConfig::statement_cache_size)")
+      ->check(whole(0, 100000))
+      ->capture_default_str();
   app.add_option("--scenario", f.scenario,
                  "widget: render as fast as possible; leak: the same plus one export that "
                  "holds its lease past --leak-threshold; settings-write: saves mixed in, every "

@@ -58,6 +58,7 @@ PoolConfig pool_config(const RunOptions& options) {
   config.checkout_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.checkout_timeout);
   config.transaction_pooler = options.transaction_pooler;
+  config.statement_cache_size = options.statement_cache_size;
   return config;
 }
 
@@ -115,8 +116,8 @@ RunSetup::RunSetup(const RunOptions& o)
   {
     // Setup opens the first connection: give it longer than a tiny
     // --checkout-timeout, which is for the run, not for connecting.
-    std::optional<Lease> sql = pool.try_acquire(
-        std::max<std::chrono::milliseconds>(pool.config().checkout_timeout, std::chrono::seconds(30)));
+    std::optional<Lease> sql = pool.try_acquire(std::max<std::chrono::milliseconds>(
+        pool.config().checkout_timeout, std::chrono::seconds(30)));
     if (!sql) throw std::runtime_error("no connection for the setup within 30 s");
     rows = load_open_transactions(**sql);
   }
@@ -222,6 +223,8 @@ void fill_counts(RunResult& r, const RunSetup& s, const WorkerFigures& f) {
     r.reuses = after.reuses - s.before.reuses;
     r.connections_opened = after.connections_opened - s.before.connections_opened;
   }
+  r.statements_prepared = after.statements_prepared - s.before.statements_prepared;
+  r.statement_cache_hits = after.statement_cache_hits - s.before.statement_cache_hits;
   r.timeouts = after.timeouts - s.before.timeouts;
   r.waits = after.waits - s.before.waits;
   r.wait_total_s = Seconds(after.total_wait - s.before.total_wait).count();
@@ -262,6 +265,7 @@ RunResult collect(const RunSetup& s, const WorkerFigures& figures,
   r.pool_size = s.options.pool_size;
   r.max_overflow = s.options.max_overflow;
   r.transaction_pooler = s.options.transaction_pooler;
+  r.statement_cache_size = s.options.statement_cache_size;
   r.duration_s = elapsed_s;
   r.interrupted = interrupted;
   fill_counts(r, s, figures);

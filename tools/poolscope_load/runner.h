@@ -49,6 +49,9 @@ struct RunOptions {
   std::chrono::duration<double> checkout_timeout{30.0};
   // PoolConfig::transaction_pooler: a transaction-pooling PgBouncer in front.
   bool transaction_pooler = false;
+  // PoolConfig::statement_cache_size: statements kept prepared per
+  // connection for the pooled modes' reads (zero: a one-time query each).
+  std::size_t statement_cache_size = 128;
   // Show progress on stderr: a bar on a terminal, else a line every
   // progress_interval (pgbench's -P; zero: no lines).
   bool progress = true;
@@ -97,6 +100,9 @@ struct RunResult {
   std::size_t pool_size = 0;
   std::size_t max_overflow = 0;
   bool transaction_pooler = false;
+  std::size_t statement_cache_size = 0;
+  std::uint64_t statements_prepared = 0;   // PoolStats::statements_prepared during the run
+  std::uint64_t statement_cache_hits = 0;  // executions of a statement prepared before
   double duration_s = 0;
   std::uint64_t renders = 0;             // render attempts that succeeded
   std::uint64_t failed_timeouts = 0;     // attempts that failed with PoolTimeout

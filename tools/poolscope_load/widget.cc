@@ -53,11 +53,13 @@ Account::Account(int id, SettingsSource& settings)
 
 namespace {
 
+constexpr const char* kSettingQuery =
+    "SELECT setting_value FROM account_settings WHERE account_id = :a AND setting_key = :k";
+
 std::string query_setting(soci::session& sql, int account_id, const std::string& key) {
   std::string value;
   soci::indicator ind = soci::i_null;
-  sql << "SELECT setting_value FROM account_settings WHERE account_id = :a AND setting_key = :k",
-      soci::use(account_id), soci::use(key), soci::into(value, ind);
+  sql << kSettingQuery, soci::use(account_id), soci::use(key), soci::into(value, ind);
   if (!sql.got_data() || ind != soci::i_ok) {
     throw std::runtime_error("account " + std::to_string(account_id) + " has no setting '" + key +
                              "'");
@@ -109,7 +111,17 @@ class WidgetRenderer::PooledSettings : public SettingsSource {
     // checkout render() timed: not a checkout, not sampled.
     if (owner_.mode_ != Mode::kReuse) owner_.latency_.record(Clock::now() - start);
     ++owner_.reads_;
-    return query_setting(*sql, account_id, key);
+    // Prepared once per connection (Lease::prepared), re-executed by every
+    // later read on it, as pgjdbc does after a few uses of a statement.
+    std::string value;
+    soci::indicator ind = soci::i_null;
+    PreparedStatement& st = sql.prepared(kSettingQuery);
+    if (!st.execute(soci::use(account_id), soci::use(key), soci::into(value, ind)) ||
+        ind != soci::i_ok) {
+      throw std::runtime_error("account " + std::to_string(account_id) + " has no setting '" + key +
+                               "'");
+    }
+    return value;
   }
 
  private:
