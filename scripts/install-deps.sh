@@ -7,12 +7,15 @@
 #                                   against (TBB's concurrent_hash_map)
 #   scripts/install-deps.sh all     build and bench, plus the servers the tests
 #                                   start (PostgreSQL, Prometheus and its promtool,
-#                                   Redis, PgBouncer)
+#                                   Redis, PgBouncer) and what the tests compile
+#                                   with besides the build's compiler (clang 14)
+#   scripts/install-deps.sh ci      all, plus clang 16 (CI's second build, with
+#                                   -Wthread-safety and libFuzzer) and clang-format 16
 set -euo pipefail
 
 what=${1:-all}
-if [[ "$what" != "build" && "$what" != "bench" && "$what" != "all" ]]; then
-  echo "usage: install-deps.sh build|bench|all" >&2
+if [[ "$what" != "build" && "$what" != "bench" && "$what" != "all" && "$what" != "ci" ]]; then
+  echo "usage: install-deps.sh build|bench|all|ci" >&2
   exit 2
 fi
 libraries=(
@@ -24,6 +27,8 @@ libraries=(
 )
 bench=(libtbb-dev)
 servers=(postgresql prometheus redis-server redis-tools pgbouncer)
+test_tools=(clang-14 python3)
+ci=(clang-16 libclang-rt-16-dev clang-format-16)
 
 missing() {
   local pkg
@@ -57,7 +62,7 @@ if [[ ${#need[@]} -gt 0 ]]; then
   apt_install "${need[@]}"
 fi
 
-if [[ "$what" == "bench" || "$what" == "all" ]]; then
+if [[ "$what" != "build" ]]; then
   mapfile -t need < <(missing "${bench[@]}")
   if [[ ${#need[@]} -gt 0 ]]; then
     echo "install-deps: installing ${need[*]}"
@@ -65,10 +70,18 @@ if [[ "$what" == "bench" || "$what" == "all" ]]; then
   fi
 fi
 
-if [[ "$what" == "all" ]]; then
-  mapfile -t need < <(missing "${servers[@]}")
+if [[ "$what" == "all" || "$what" == "ci" ]]; then
+  mapfile -t need < <(missing "${servers[@]}" "${test_tools[@]}")
   if [[ ${#need[@]} -gt 0 ]]; then
-    echo "install-deps: installing servers ${need[*]}"
+    echo "install-deps: installing servers and test tools ${need[*]}"
+    apt_install --no-install-recommends "${need[@]}"
+  fi
+fi
+
+if [[ "$what" == "ci" ]]; then
+  mapfile -t need < <(missing "${ci[@]}")
+  if [[ ${#need[@]} -gt 0 ]]; then
+    echo "install-deps: installing ${need[*]}"
     apt_install --no-install-recommends "${need[@]}"
   fi
 fi

@@ -7,8 +7,11 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${POOLSCOPE_BUILD_DIR:-$root/build}
 
+# POOLSCOPE_BUILD_TYPE (default RelWithDebInfo) and POOLSCOPE_CMAKE_ARGS choose
+# another build; CC / CXX another compiler (as .ci/run does with clang 16).
 bash "$root/scripts/install-deps.sh" all
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLSCOPE_WERROR=ON \
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="${POOLSCOPE_BUILD_TYPE:-RelWithDebInfo}" \
+  -DPOOLSCOPE_WERROR=ON \
   ${POOLSCOPE_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j2
 cd "$build"

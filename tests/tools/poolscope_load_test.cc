@@ -50,7 +50,8 @@ TEST_P(PoolscopeLoadTest, PoolModeTakesSixtyCheckoutsPerRenderAndWarnsOfChurn) {
   EXPECT_LE(j["connections_opened"].get<int>(), 2);
   EXPECT_EQ(j["errors"], 0);
   EXPECT_GE(j["churn_warnings"].get<int>(), 1) << run.err;
-  EXPECT_NE(run.err.find("Session churn at poolscope_load/widget.cc:read():"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("Session churn at poolscope_load/widget.cc:read():"), std::string::npos)
+      << run.err;
   EXPECT_EQ(j["sites"][0]["acquires_per_render"].get<double>(), 60.0);
   EXPECT_NE(run.err.find("Database session created (id=1, pool=load, url="), std::string::npos);
   expect_latency_describes_checkouts(j);
@@ -94,7 +95,8 @@ TEST_P(PoolscopeLoadTest, LeakScenarioReportsTheHeldLeaseAndItsReturn) {
   EXPECT_EQ(run.json["leaks_reported"], 1) << run.err;
   EXPECT_EQ(run.json["leaks_returned"], 1) << run.err;
   EXPECT_NE(run.err.find("Possible session leak: connection "), std::string::npos) << run.err;
-  EXPECT_NE(run.err.find("by poolscope_load/widget.cc:slow_export():"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("by poolscope_load/widget.cc:slow_export():"), std::string::npos)
+      << run.err;
   EXPECT_NE(run.err.find("(slow-export), past leak_threshold 500.0 ms"), std::string::npos)
       << run.err;
   EXPECT_NE(run.err.find("Previously reported leaked lease was returned"), std::string::npos);

@@ -14,7 +14,12 @@ namespace poolscope {
 // The same for a duration in seconds (as the figures in reports carry them).
 inline std::string duration_text(double seconds) {
   if (std::isnan(seconds)) return "nan";
-  if (seconds < 0) return "-" + duration_text(-seconds);
+  if (seconds < 0) {
+    // Not "-" + text: GCC 12 at -O3 reports a false -Wrestrict for it.
+    std::string text = duration_text(-seconds);
+    text.insert(text.begin(), '-');
+    return text;
+  }
   const double ns = seconds * 1e9;
   char text[48];
   if (ns < 1e3) {

@@ -40,7 +40,7 @@ struct InstanceCacheConfig {
   std::size_t max_instances = 10'000;
   // Instances older than this are rebuilt on the next get. Zero: never.
   std::chrono::milliseconds ttl{0};
-  std::shared_ptr<CacheClock> clock;  // null: default_clock()
+  std::shared_ptr<CacheClock> clock{};  // null: default_clock()
 
   // Throws std::invalid_argument naming the first invalid field and its value.
   void validate() const;

@@ -96,14 +96,14 @@ class SettingsTier {
 struct SettingsCacheConfig {
   // Label in stats and metrics: 1 to 64 of A-Z a-z 0-9 _ . : -.
   std::string name = "settings";
-  SettingsTable table;
+  SettingsTable table{};
   std::chrono::milliseconds ttl{5 * 60'000};  // zero: until saved or invalidated
   std::size_t max_entities = 10'000;          // at least 1
-  std::shared_ptr<CacheClock> clock;          // null: default_clock()
+  std::shared_ptr<CacheClock> clock{};        // null: default_clock()
   // Many processes: a shared second level, e.g. a RedisTier. A load looks
   // there before the database, and a save reaches every process's cache.
   // Null: this process only.
-  std::shared_ptr<SettingsTier> shared_tier;
+  std::shared_ptr<SettingsTier> shared_tier{};
 
   // Throws std::invalid_argument naming the first invalid field (as
   // "SettingsCacheConfig.<field>") and its value.

@@ -28,7 +28,7 @@ struct TtlCacheConfig {
   // Independent parts; a power of two from 1 to 1024.
   std::size_t shards = 16;
   // Null: default_clock().
-  std::shared_ptr<CacheClock> clock;
+  std::shared_ptr<CacheClock> clock{};
 
   // Throws std::invalid_argument naming the first invalid field and its value.
   void validate() const;

@@ -65,9 +65,9 @@ struct MetricsConfig {
   // Histogram upper bounds in seconds; empty: poolscope's defaults. One set
   // for every pool of this collector (keep them equal across processes too,
   // or `sum by (le)` mixes bucket sets).
-  std::vector<double> acquire_buckets;
-  std::vector<double> usage_buckets;
-  std::vector<double> creation_buckets;
+  std::vector<double> acquire_buckets{};
+  std::vector<double> usage_buckets{};
+  std::vector<double> creation_buckets{};
 };
 
 // A cache as the collector sees it: its statistics, and the admin actions.
@@ -75,13 +75,13 @@ struct MetricsConfig {
 // they must stay callable until remove_cache() (capture what they read by
 // shared_ptr). poolscope's own caches need no handle: add them directly.
 struct CacheHandle {
-  std::string name;
-  std::string pool;  // label value; empty when the cache is not tied to a pool
-  std::function<cache::CacheStats()> stats;
-  std::function<void()> clear;
+  std::string name{};
+  std::string pool{};  // label value; empty when the cache is not tied to a pool
+  std::function<cache::CacheStats()> stats{};
+  std::function<void()> clear{};
   // Removes the entries whose key (as text) matches a glob; returns how many.
   // Empty when the cache's keys have no text form.
-  std::function<std::size_t(std::string_view)> invalidate_glob;
+  std::function<std::size_t(std::string_view)> invalidate_glob{};
 };
 
 class MetricsCollector : public prometheus::Collectable {

@@ -45,7 +45,7 @@ struct MetricsServerConfig {
   std::string listen = "127.0.0.1:9464";
   // Enables the admin endpoints; they then require this bearer token.
   bool admin = false;
-  std::string admin_token;
+  std::string admin_token{};
   // Threads serving requests: 1 to 1024. Each idle or slow client holds one
   // for up to request_timeout.
   std::size_t threads = 64;

@@ -74,7 +74,7 @@ class TracerState;
 struct TracerConfig {
   // Where the lines go. Null: the spdlog logger named "poolscope", created on
   // stderr if the application has not registered one.
-  std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<spdlog::logger> logger{};
 
   // Level of the session log (connections opened and closed, pool started
   // and shut down). Timeouts, leaks, churn and failed connects are logged at

@@ -32,8 +32,8 @@ namespace poolscope::cache {
 
 template <class V>
 struct RedisCodec {
-  std::function<std::string(const V&)> encode;
-  std::function<std::optional<V>(std::string_view)> decode;
+  std::function<std::string(const V&)> encode{};
+  std::function<std::optional<V>(std::string_view)> decode{};
 };
 
 // Keys become the last part of {prefix}:{cache}:{key}; the subscriber turns

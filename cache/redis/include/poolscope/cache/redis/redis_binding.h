@@ -34,7 +34,7 @@ namespace poolscope::cache {
 
 // Per cache: the Redis TTL of its values; nullopt: the cache's own TTL.
 struct RedisCacheOptions {
-  std::optional<std::chrono::milliseconds> ttl;
+  std::optional<std::chrono::milliseconds> ttl{};
 };
 
 namespace detail {

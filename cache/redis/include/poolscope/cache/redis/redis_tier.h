@@ -73,7 +73,7 @@ class RedisError : public Error {
 
 struct RedisTierConfig {
   // redis://[[user]:password@]host[:port][/db] or unix:///path.sock (see redis_url.h).
-  std::string url;
+  std::string url{};
   // First part of every key and of the invalidation channel, so that
   // services can share a Redis: 1 to 64 of A-Z a-z 0-9 _ . -.
   std::string prefix = "poolscope";
@@ -101,7 +101,7 @@ struct RedisTierConfig {
   std::size_t max_pending_invalidations = 1024;
   // Where state changes are logged. Null: the spdlog logger "poolscope",
   // created on stderr if the application has not registered one.
-  std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<spdlog::logger> logger{};
 
   // Throws std::invalid_argument naming the first invalid field and its value.
   void validate() const;
