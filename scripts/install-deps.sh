@@ -22,7 +22,7 @@ libraries=(
   nlohmann-json3-dev libcli11-dev
   libhiredis-dev
 )
-bench=(libtbb-dev)
+bench=(libtbb-dev libhikaricp-java libpostgresql-jdbc-java python3-sqlalchemy python3-psycopg2 openjdk-17-jdk-headless valgrind)
 servers=(postgresql prometheus redis-server redis-tools pgbouncer)
 
 missing() {
