@@ -149,8 +149,8 @@ void contention_section(std::ostream& out, const Raw& raw, std::vector<Goal>& go
   out << "## Checkout + return under contention\n\n"
       << "Threads looping checkout + return on a pool of " << m.value("pool", 8)
       << " warm PostgreSQL connections (one throwaway server for all), " << m.value("seconds", 0.0)
-      << " s per run, " << m.value("rounds", 0)
-      << " rounds; each round runs every implementation once per thread count, in an order "
+      << " s per run, rounds: " << m.value("rounds", 0)
+      << "; each round runs every implementation once per thread count, in an order "
          "rotated per round. poolscope and soci: `poolscope-contention --db URL` "
          "(`pool.acquire()` + the lease's destructor; `soci::session sql(pool)`); HikariCP: "
          "`bench/hikari/HikariBench.java` (`getConnection()` / `close()`, minimumIdle = "

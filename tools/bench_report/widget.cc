@@ -68,9 +68,9 @@ void widget_section(std::ostream& out, const Raw& raw, std::vector<Goal>& goals)
          "an account per row, whose constructor reads api_key, api_secret and paper_account "
          "(60 reads per render), each read on a checkout of its own. "
       << m.value("widget_threads", 0) << " threads, a pool of " << m.value("pool", 8)
-      << " (no overflow), " << m.value("widget_seconds", 0.0) << " s per run, "
-      << m.value("rounds", 0)
-      << " rounds in rotated order; HikariCP after its JIT warm-up. poolscope-load runs with "
+      << " (no overflow), " << m.value("widget_seconds", 0.0)
+      << " s per run, rounds: " << m.value("rounds", 0)
+      << ", in rotated order; HikariCP after its JIT warm-up. poolscope-load runs with "
          "tracing on, as shipped. Renders per second: median of the rounds (min - max); "
          "latencies: median of the rounds' percentiles.\n\n"
       << "| widget | renders/s | render p50 | render p99 | checkout p99 | vs HikariCP (min / "
