@@ -176,6 +176,7 @@ nlohmann::json sites_json(const tracing::PoolSites& t) {
   for (const tracing::SiteStats& site : t.sites) {
     table.push_back({{"site", site.name},
                      {"acquires", site.acquires},
+                     {"active", site.active},
                      {"reuses", site.reuses},
                      {"connections_opened", site.connections_opened},
                      {"total_hold_s", seconds(site.total_hold)},

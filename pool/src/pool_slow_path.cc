@@ -133,6 +133,9 @@ PoolCore::SlowResult PoolCore::checkout_slow(const source_location& site, nanose
   } leave{this};
 
   bool closed = false;
+  // A caller for whom a connection is opened at once does not wait for a
+  // lease to come back: its time is the connect's, not a queue wait.
+  bool connecting_for_caller = false;
   {
     MutexLock lock(mu_);
     if (closed_.load(kRelaxed)) throw PoolClosed("pool '" + config_.name + "' is closed");
@@ -150,8 +153,8 @@ PoolCore::SlowResult PoolCore::checkout_slow(const source_location& site, nanose
       leave.counted = true;
       w.queued = true;
       wait_list_push_locked(&w);
-      waits_.fetch_add(1, kRelaxed);
       dispatch_locked();  // a connection may have come back before we queued
+      connecting_for_caller = w.job != nullptr;
       while (w.slot == nullptr && w.error.empty() && !closed_.load(kRelaxed)) {
         if (deadline == kForever) {
           w.cv.wait(mu_);
@@ -173,8 +176,12 @@ PoolCore::SlowResult PoolCore::checkout_slow(const source_location& site, nanose
       closed = closed_.load(kRelaxed);
     }
   }
-  const nanoseconds waited(steady_ns() - w.since_ns);
-  wait_ns_.fetch_add(waited.count(), kRelaxed);
+  const bool queue_wait = leave.counted && !(connecting_for_caller && w.fresh);
+  const nanoseconds waited = queue_wait ? nanoseconds(steady_ns() - w.since_ns) : nanoseconds(0);
+  if (queue_wait) {
+    waits_.fetch_add(1, kRelaxed);
+    wait_ns_.fetch_add(waited.count(), kRelaxed);
+  }
   if (closed) {
     // A slot handed over just before the pool closed goes back: the waiter
     // gets PoolClosed, as pool.h promises.

@@ -1,5 +1,10 @@
 #include "program.h"
 
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+
 #include "log_sink.h"
 #include "notices.h"
 #include "poolscope/pool/pool.h"
@@ -19,8 +24,12 @@ void prepare_database(const RunOptions& options) {
   Pool pool(config);
   const Subscription notices =
       pool.add_observer(std::make_shared<NoticeLog>(console_logger(options.log_tag)));
-  Lease sql = pool.acquire();
-  seed(*sql, pool.backend());
+  // The seed opens the first connection: give it longer than a tiny
+  // --checkout-timeout, which is for the run, not for connecting.
+  std::optional<Lease> sql = pool.try_acquire(
+      std::max<std::chrono::milliseconds>(config.checkout_timeout, std::chrono::seconds(30)));
+  if (!sql) throw std::runtime_error("no connection for the seed within 30 s");
+  seed(**sql, pool.backend());
 }
 
 ProgramOutcome run_single(const ProgramOptions& options, std::FILE* tables) {

@@ -50,7 +50,8 @@ struct PoolStats {
   // Counters since the pool was created.
   std::uint64_t acquires = 0;  // checkouts from the pool
   std::uint64_t reuses = 0;    // nested acquires served by the thread's lease
-  std::uint64_t waits = 0;     // acquires that had to queue
+  std::uint64_t waits =
+      0;  // acquires that queued for a lease to come back (not for their own connect)
   std::chrono::nanoseconds total_wait{0};
   std::uint64_t timeouts = 0;
   std::uint64_t connections_opened = 0;
