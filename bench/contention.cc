@@ -1,13 +1,22 @@
 // poolscope-contention: N threads looping acquire + release on a pool of M
-// warm SQLite connections for a fixed time, the plain harness behind the
+// warm connections (SQLite, or PostgreSQL with --db) for a fixed time, the plain harness behind the
 // convoy figures: cycles per second, the acquire latency distribution
 // (p50 / p99 / max) and fairness (fewest / most cycles of any thread), for
 // poolscope untraced, poolscope traced, and soci::session(connection_pool).
 // One run prints one JSON object; scripts/bench.sh interleaves runs.
 //
 //   poolscope-contention --impl poolscope|traced|soci --threads 16 --pool 8 --seconds 2
+//                        [--db postgresql://user:pw@127.0.0.1:5432/db]
+//
+// Without --db the connections are a temporary SQLite file's. With a
+// PostgreSQL URL every implementation holds its connections on the same
+// server as bench/hikari/ and bench/sqlalchemy/ do, though a checkout sends
+// nothing to it: what is measured is the pool, not the database.
 
 #include <soci/soci.h>
+#if defined(POOLSCOPE_BENCH_POSTGRESQL)
+#include <soci/postgresql/soci-postgresql.h>
+#endif
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
@@ -27,6 +36,7 @@
 #include <vector>
 
 #include "poolscope/pool/pool.h"
+#include "poolscope/pool/url.h"
 #include "poolscope/tracing/tracer.h"
 
 namespace {
@@ -111,15 +121,34 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Threads")->check(CLI::Range(1, 1024));
   app.add_option("--pool", pool_size, "Connections")->check(CLI::Range(1, 1024));
   app.add_option("--seconds", seconds, "How long")->check(CLI::Range(0.1, 3600.0));
+  std::string url;
+  app.add_option("--db", url,
+                 "Database URL (postgresql://...); default: a temporary SQLite file. A "
+                 "password here is visible in ps: prefer $POOLSCOPE_BENCH_DB")
+      ->envname("POOLSCOPE_BENCH_DB");
   CLI11_PARSE(app, argc, argv);
 
-  const std::string db = (std::filesystem::temp_directory_path() /
-                          ("poolscope-contention-" + std::to_string(getpid()) + ".db"))
-                             .string();
+  const std::string sqlite_file = (std::filesystem::temp_directory_path() /
+                                   ("poolscope-contention-" + std::to_string(getpid()) + ".db"))
+                                      .string();
+  if (url.empty()) url = "sqlite://" + sqlite_file;
+  const poolscope::ConnectionUrl parsed = poolscope::ConnectionUrl::parse(url);
+  const bool postgres = parsed.backend() == poolscope::Backend::kPostgreSQL;
   std::vector<PerThread> results;
   if (impl == "soci") {
     soci::connection_pool pool(pool_size);
-    for (std::size_t i = 0; i < pool_size; ++i) pool.at(i).open(soci::sqlite3, "db=" + db);
+    for (std::size_t i = 0; i < pool_size; ++i) {
+      if (!postgres) {
+        pool.at(i).open(soci::sqlite3, parsed.connect_string());
+        continue;
+      }
+#if defined(POOLSCOPE_BENCH_POSTGRESQL)
+      pool.at(i).open(soci::postgresql, parsed.connect_string());
+#else
+      std::fprintf(stderr, "poolscope-contention: built without PostgreSQL\n");
+      return 2;
+#endif
+    }
     run(
         threads, seconds,
         [&](auto&& acquired) {
@@ -129,7 +158,7 @@ int main(int argc, char** argv) {
         results);
   } else {
     poolscope::PoolConfig config;
-    config.url = "sqlite://" + db;
+    config.url = url;
     config.name = "contention";
     config.pool_size = pool_size;
     config.max_overflow = 0;
@@ -150,7 +179,7 @@ int main(int argc, char** argv) {
         },
         results);
   }
-  std::filesystem::remove(db);
+  std::filesystem::remove(sqlite_file);
 
   Histogram all;
   std::uint64_t total = 0, fewest = UINT64_MAX, most = 0;
@@ -163,12 +192,13 @@ int main(int argc, char** argv) {
   const double ns_per_cycle =
       seconds * 1e9 / static_cast<double>(std::max<std::uint64_t>(total, 1));
   std::printf(
-      "{\"impl\": \"%s\", \"threads\": %d, \"pool\": %zu, \"seconds\": %.2f, \"cycles\": %llu, "
+      "{\"impl\": \"%s\", \"db\": \"%s\", \"threads\": %d, \"pool\": %zu, \"seconds\": %.2f, "
+      "\"cycles\": %llu, "
       "\"ns_per_cycle\": %.1f, \"wait_p50_ns\": %.0f, \"wait_p99_ns\": %.0f, \"wait_max_ns\": "
       "%llu, "
       "\"fairness\": %.3f}\n",
-      impl.c_str(), threads, pool_size, seconds, static_cast<unsigned long long>(total),
-      ns_per_cycle, all.quantile(0.5), all.quantile(0.99),
+      impl.c_str(), postgres ? "postgresql" : "sqlite", threads, pool_size, seconds,
+      static_cast<unsigned long long>(total), ns_per_cycle, all.quantile(0.5), all.quantile(0.99),
       static_cast<unsigned long long>(all.max_ns),
       most == 0 ? 0.0 : static_cast<double>(fewest) / static_cast<double>(most));
   return 0;

@@ -25,7 +25,7 @@ libraries=(
   nlohmann-json3-dev libcli11-dev
   libhiredis-dev
 )
-bench=(libtbb-dev)
+bench=(libtbb-dev libhikaricp-java libpostgresql-jdbc-java python3-sqlalchemy python3-psycopg2 openjdk-17-jdk-headless valgrind)
 servers=(postgresql prometheus redis-server redis-tools pgbouncer)
 test_tools=(clang-14 python3)
 ci=(clang-16 libclang-rt-16-dev clang-format-16)
