@@ -425,14 +425,18 @@ TEST_P(PoolTest, AHandedOverLeaseWaitsForTheFirstThreadsNestedLeaseBeforeItsFirs
   Pool pool(config(2));
   Lease outer = pool.acquire();
   std::optional<Lease> nested;
+  std::atomic<bool> nested_taken{false};
   std::atomic<bool> nested_released{false};
   std::atomic<bool> user_used{false};
-  std::thread user([lease = std::move(outer), &nested_released, &user_used]() mutable {
-    *lease << "SELECT 1";
-    EXPECT_TRUE(nested_released.load()) << "used the session while the nested lease was out";
-    user_used = true;
-  });
+  std::thread user(
+      [lease = std::move(outer), &nested_taken, &nested_released, &user_used]() mutable {
+        while (!nested_taken.load()) std::this_thread::yield();
+        *lease << "SELECT 1";
+        EXPECT_TRUE(nested_released.load()) << "used the session while the nested lease was out";
+        user_used = true;
+      });
   nested.emplace(pool.acquire());  // before the user's first use: shared
+  nested_taken = true;
   EXPECT_TRUE(nested->reused());
   for (int i = 0; i < 20; ++i) **nested << "SELECT 1";
   std::this_thread::sleep_for(50ms);
