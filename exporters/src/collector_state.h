@@ -1,6 +1,6 @@
 // CollectorState: what a MetricsCollector reports. Every entry reads its
 // component through a handle that knows when the component is gone (a
-// PoolView, a TracerView, a cache's Lifeline::Watch), so nothing here is told
+// PoolView, a TracerView, a cache's or Redis tier's Lifeline::Watch), so nothing here is told
 // about a destruction: an entry whose component has gone is skipped by the
 // scrape that finds it so, and dropped (prune()) when the list is next
 // changed or read.
@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "pool_metrics.h"
@@ -39,6 +40,14 @@ class CollectorState {
     bool expired() const { return watch && watch->expired(); }
   };
 
+  struct TierEntry {
+    // Read (stats()) only under a Guard from watch; identifies it for
+    // remove_redis_tier otherwise.
+    const cache::RedisTierStatsSource* tier;
+    std::string pool;
+    poolscope::detail::Lifeline::Watch watch;
+  };
+
   // Entries whose components are gone, taken off the lists; the caller
   // destroys them after releasing mu (a Subscription's end may take its
   // pool's locks).
@@ -51,6 +60,7 @@ class CollectorState {
   std::vector<PoolEntry> pools POOLSCOPE_GUARDED_BY(mu);
   std::vector<TracerEntry> tracers POOLSCOPE_GUARDED_BY(mu);
   std::vector<CacheEntry> caches POOLSCOPE_GUARDED_BY(mu);
+  std::vector<TierEntry> tiers POOLSCOPE_GUARDED_BY(mu);
 };
 
 }  // namespace poolscope::exporters::detail

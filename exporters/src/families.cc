@@ -1,61 +1,13 @@
 #include "families.h"
 
 #include <chrono>
-#include <limits>
-#include <map>
 #include <string>
+
+#include "family_builder.h"
+#include "redis_families.h"
 
 namespace poolscope::exporters::detail {
 namespace {
-
-using prometheus::ClientMetric;
-using prometheus::MetricFamily;
-using prometheus::MetricType;
-using Labels = std::vector<ClientMetric::Label>;
-
-// Families in the order first used.
-class FamilyBuilder {
- public:
-  MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
-    auto [it, added] = index_.emplace(name, families_.size());
-    if (added) families_.push_back(MetricFamily{name, help, type, {}});
-    return families_[it->second];
-  }
-  void gauge(const std::string& name, const std::string& help, Labels labels, double value) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    m.gauge.value = value;
-    family(name, help, MetricType::Gauge).metric.push_back(std::move(m));
-  }
-  void counter(const std::string& name, const std::string& help, Labels labels, double value) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    m.counter.value = value;
-    family(name, help, MetricType::Counter).metric.push_back(std::move(m));
-  }
-  void histogram(const std::string& name, const std::string& help, Labels labels,
-                 const Snapshot::Histogram& h) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    m.histogram.sample_count = h.counts.count;
-    m.histogram.sample_sum = h.counts.sum_seconds;
-    for (std::size_t i = 0; i < h.bounds->size(); ++i) {
-      m.histogram.bucket.push_back({h.counts.cumulative[i], (*h.bounds)[i]});
-    }
-    m.histogram.bucket.push_back({h.counts.count, std::numeric_limits<double>::infinity()});
-    family(name, help, MetricType::Histogram).metric.push_back(std::move(m));
-  }
-  std::vector<MetricFamily> take() { return std::move(families_); }
-
- private:
-  std::vector<MetricFamily> families_;
-  std::map<std::string, std::size_t> index_;
-};
-
-Labels with(Labels labels, std::string name, std::string value) {
-  labels.push_back({std::move(name), std::move(value)});
-  return labels;
-}
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 double number(std::uint64_t n) { return static_cast<double>(n); }
@@ -190,6 +142,7 @@ std::vector<MetricFamily> families_of(const Snapshot& snap) {
   for (const Snapshot::PoolEntry& p : snap.pools) add_pool_families(out, p);
   for (const tracing::PoolSites& t : snap.sites) add_site_families(out, t);
   for (const Snapshot::CacheEntry& c : snap.caches) add_cache_families(out, c);
+  for (const Snapshot::TierEntry& t : snap.tiers) add_tier_families(out, t);
   out.gauge("poolscope_build_info", "poolscope's version; always 1.",
             {{"version", POOLSCOPE_VERSION}}, 1);
   return out.take();

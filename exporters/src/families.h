@@ -12,8 +12,8 @@
 
 namespace poolscope::exporters::detail {
 
-// Families in a fixed order: the pools', the call sites', the caches', then
-// poolscope_build_info.
+// Families in a fixed order: the pools', the call sites', the caches', the
+// Redis tiers', then poolscope_build_info.
 std::vector<prometheus::MetricFamily> families_of(const Snapshot& snap);
 
 }  // namespace poolscope::exporters::detail

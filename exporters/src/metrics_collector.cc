@@ -15,6 +15,7 @@
 
 #include "collector_state.h"
 #include "families.h"
+#include "redis_families.h"
 #include "snapshot.h"
 
 namespace poolscope::exporters {
@@ -223,6 +224,7 @@ std::string MetricsCollector::json() const {
   out["pools"] = std::move(pools);
   out["sites"] = std::move(sites);
   out["caches"] = std::move(caches);
+  out["redis_tiers"] = detail::tiers_json(snap);
   if (!snap.errors.empty()) out["errors"] = snap.errors;
   // Names are the application's; one that is not UTF-8 must not fail the dump.
   return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "poolscope/base/error.h"
+#include "redis_families.h"
 
 namespace poolscope::exporters::detail {
 
@@ -19,6 +20,7 @@ CollectorState::Pruned CollectorState::prune() {
   }
   std::erase_if(tracers, [](const TracerEntry& t) { return t.view.expired(); });
   std::erase_if(caches, [](const CacheEntry& c) { return c.expired(); });
+  std::erase_if(tiers, [](const TierEntry& t) { return t.watch.expired(); });
   return gone;
 }
 
@@ -91,6 +93,7 @@ Snapshot take_snapshot(CollectorState& state, bool histograms) {
   read_sites(state, snap);
   read_pools(state, histograms, snap);
   read_caches(state, snap);
+  read_tiers(state, snap);
   return snap;
 }
 

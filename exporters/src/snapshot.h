@@ -15,6 +15,10 @@
 #include "poolscope/pool/pool_stats.h"
 #include "poolscope/tracing/tracer.h"
 
+namespace poolscope::cache {
+struct RedisTierStats;  // poolscope/cache/redis/redis_stats.h
+}
+
 namespace poolscope::exporters::detail {
 
 struct Snapshot {
@@ -35,9 +39,14 @@ struct Snapshot {
     std::string pool;
     cache::CacheStats stats;
   };
+  struct TierEntry {
+    std::string pool;
+    std::shared_ptr<const cache::RedisTierStats> stats;  // never null
+  };
   std::vector<PoolEntry> pools;
   std::vector<tracing::PoolSites> sites;  // one table per pool
   std::vector<CacheEntry> caches;
+  std::vector<TierEntry> tiers;     // Redis tiers
   std::vector<std::string> errors;  // components left out, and why
 };
 

@@ -151,6 +151,14 @@ int main(int argc, char** argv) {
                  "(ps, /proc/%d/cmdline) until it is masked now; pass the URL in DATABASE_URL, or "
                  "the password in PGPASSWORD or a PGPASSFILE\n",
                  static_cast<int>(::getpid()));
+  }
+  if (command_line.redis_password_in_arguments) {
+    std::fprintf(stderr,
+                 "poolscope-load: warning: the password in --redis is visible to other local "
+                 "users (ps, /proc/%d/cmdline) until it is masked now\n",
+                 static_cast<int>(::getpid()));
+  }
+  if (command_line.password_in_arguments || command_line.redis_password_in_arguments) {
     mask_password_in_arguments(argc, argv);
   }
   JsonOutput json;

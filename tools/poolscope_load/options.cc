@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <charconv>
@@ -7,8 +9,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 #include "poolscope/pool/url.h"
+#include "redis_setup.h"
 
 #ifndef POOLSCOPE_VERSION
 #define POOLSCOPE_VERSION "unknown"
@@ -32,6 +36,7 @@ struct Flags {
   double progress_every = 0;
   double chaos_kill_every = 0;
   double chaos_restart_every = 0;
+  double stale_window = 0;
   bool no_progress = false;
   CLI::Option* leak_option = nullptr;
   CLI::Option* churn_option = nullptr;
@@ -152,6 +157,19 @@ void add_run_flags(CLI::App& app, RunOptions& o, Flags& f) {
   app.add_option("--chaos-restart-command", o.chaos_restart_command,
                  "chaos: a shell command that restarts the server (e.g. 'pg_ctl -D DATA -m fast "
                  "restart'); none: no restarts");
+  app.add_option("--redis", o.redis_url,
+                 "Redis URL (redis://[[user]:password@]host[:port][/db] or unix:///path.sock): "
+                 "the caches' shared second level, for --mode cached or --scenario "
+                 "settings-write; with --processes every process uses it. A password here is "
+                 "visible to other local users until it is masked at start");
+  app.add_option("--redis-prefix", o.redis_prefix,
+                 "First part of every Redis key (default: poolscope-load-<pid>-<random>, one "
+                 "per run, so runs and databases never share values)");
+  app.add_option("--stale-window", f.stale_window,
+                 "settings-write: seconds after another process's save that a read may still "
+                 "return the previous value; later it is a stale read")
+      ->check(seconds(true))
+      ->capture_default_str();
   app.add_option("--write-every", o.write_every,
                  "settings-write: each worker saves a setting every N renders")
       ->check(whole(1, 1000000))
@@ -196,6 +214,31 @@ Scenario scenario_of(const std::string& name) {
   return Scenario::kWidget;
 }
 
+// --redis and --redis-prefix: a usage error's message, or empty.
+std::string check_redis(const CLI::App& app, ProgramOptions& p) {
+  RunOptions& o = p.run;
+  if (o.redis_url.empty()) {
+    if (app.count("--redis") > 0) return "--redis: expected a Redis URL (got an empty one)";
+    if (app.count("--redis-prefix") > 0) return "--redis-prefix needs --redis";
+    return {};
+  }
+  if (const std::string problem = redis_url_problem(o.redis_url); !problem.empty()) {
+    return "--redis: " + problem;
+  }
+  if (o.mode != Mode::kCached && o.scenario != Scenario::kSettingsWrite) {
+    return "--redis puts Redis under the caches: use it with --mode cached or --scenario "
+           "settings-write (mode " +
+           std::string(to_string(o.mode)) + " reads no cache)";
+  }
+  if (p.compare) return "--compare runs every mode without Redis; drop --redis";
+  if (o.redis_prefix.empty()) {
+    // One per run (the processes of --processes share it, forked after this).
+    o.redis_prefix = "poolscope-load-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(std::random_device{}() % 1000000);
+  }
+  return {};
+}
+
 // Turns the flags into options; a usage error's message, or empty.
 std::string finish(const CLI::App& app, ProgramOptions& p, Flags& f) {
   RunOptions& o = p.run;
@@ -217,6 +260,8 @@ std::string finish(const CLI::App& app, ProgramOptions& p, Flags& f) {
   if (f.leak_option->count() > 0)
     o.leak_threshold = std::chrono::duration<double>(f.leak_threshold);
   if (f.churn_option->count() > 0) o.churn_threshold = f.churn_threshold;
+  o.stale_window = std::chrono::duration<double>(f.stale_window);
+  if (const std::string redis = check_redis(app, p); !redis.empty()) return redis;
   if (p.compare && (o.scenario != Scenario::kWidget || app.count("--mode") > 0)) {
     return "--compare runs the widget scenario in every mode; drop --scenario and --mode";
   }
@@ -238,13 +283,30 @@ std::string finish(const CLI::App& app, ProgramOptions& p, Flags& f) {
   return {};
 }
 
-// The argv index of --db's URL, or -1.
-int url_argument(int argc, char** argv) {
+// The argv index of flag's URL (flag is "--db" or "--redis"), or -1.
+int url_argument(int argc, char** argv, const char* flag) {
+  const std::size_t n = std::strlen(flag);
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--db") == 0 && i + 1 < argc) return i + 1;
-    if (std::strncmp(argv[i], "--db=", 5) == 0) return i;
+    if (std::strcmp(argv[i], flag) == 0 && i + 1 < argc) return i + 1;
+    if (std::strncmp(argv[i], flag, n) == 0 && argv[i][n] == '=') return i;
   }
   return -1;
+}
+
+// Overwrites with '*' what redacted hides of argv[i] (the password or, with
+// several, the span from the first to the last).
+void mask_argument(char* argument, const std::string& redacted) {
+  const std::string given = argument;
+  std::size_t prefix = 0;
+  while (prefix < given.size() && prefix < redacted.size() && given[prefix] == redacted[prefix]) {
+    ++prefix;
+  }
+  std::size_t suffix = 0;
+  while (suffix < given.size() - prefix && suffix < redacted.size() - prefix &&
+         given[given.size() - 1 - suffix] == redacted[redacted.size() - 1 - suffix]) {
+    ++suffix;
+  }
+  for (std::size_t k = prefix; k < given.size() - suffix; ++k) argument[k] = '*';
 }
 
 }  // namespace
@@ -272,28 +334,24 @@ CommandLine parse_command_line(int argc, char** argv) {
     out.exit_status = kExitUsage;
     return out;
   }
-  out.password_in_arguments = url_argument(argc, argv) >= 0 && redact_url(p.run.url) != p.run.url;
+  out.password_in_arguments =
+      url_argument(argc, argv, "--db") >= 0 && redact_url(p.run.url) != p.run.url;
+  out.redis_password_in_arguments = url_argument(argc, argv, "--redis") >= 0 &&
+                                    redact_redis_url(p.run.redis_url) != p.run.redis_url;
   out.options = std::move(p);
   return out;
 }
 
 void mask_password_in_arguments(int argc, char** argv) {
-  const int i = url_argument(argc, argv);
-  if (i < 0) return;
-  const std::string given = argv[i];
-  const std::string redacted = redact_url(given);
-  // What differs between the two is what redaction hid: the password (or,
-  // with several, the span from the first to the last).
-  std::size_t prefix = 0;
-  while (prefix < given.size() && prefix < redacted.size() && given[prefix] == redacted[prefix]) {
-    ++prefix;
+  if (const int i = url_argument(argc, argv, "--db"); i >= 0) {
+    mask_argument(argv[i], redact_url(argv[i]));
   }
-  std::size_t suffix = 0;
-  while (suffix < given.size() - prefix && suffix < redacted.size() - prefix &&
-         given[given.size() - 1 - suffix] == redacted[redacted.size() - 1 - suffix]) {
-    ++suffix;
+  if (const int i = url_argument(argc, argv, "--redis"); i >= 0) {
+    // "--redis=URL": the flag's own part redacts to itself.
+    const std::string given = argv[i];
+    const std::size_t eq = given.rfind("--redis=", 0) == 0 ? 8 : 0;
+    mask_argument(argv[i], given.substr(0, eq) + redact_redis_url(given.substr(eq)));
   }
-  for (std::size_t k = prefix; k < given.size() - suffix; ++k) argv[i][k] = '*';
 }
 
 }  // namespace poolscope::load

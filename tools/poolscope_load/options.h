@@ -21,11 +21,13 @@ struct CommandLine {
   int exit_status = kExitOk;
   // --db came from the command line with a password in it.
   bool password_in_arguments = false;
+  // --redis came from the command line with a password in it.
+  bool redis_password_in_arguments = false;
 };
 
 CommandLine parse_command_line(int argc, char** argv);
 
-// Overwrites the password of a --db URL in argv with '*', so that ps and
+// Overwrites the password of a --db or --redis URL in argv with '*', so that ps and
 // /proc/<pid>/cmdline show it no longer (they showed it until now: the
 // environment is the safe way, and the warning says so).
 void mask_password_in_arguments(int argc, char** argv);

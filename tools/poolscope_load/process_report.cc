@@ -8,9 +8,23 @@ namespace {
 
 // Summed over the processes that reported.
 const char* const kSummed[] = {
-    "attempts",       "renders",    "failed",    "failed_timeouts", "failed_errors",
-    "errors",         "timeouts",   "checkouts", "reuses",          "connections_opened",
-    "database_loads", "redis_hits", "writes",    "stale_reads",     "waits"};
+    "attempts", "renders",     "failed", "failed_timeouts",    "failed_errors",  "errors",
+    "timeouts", "checkouts",   "reuses", "connections_opened", "database_loads", "redis_hits",
+    "writes",   "stale_reads", "waits",  "late_reads"};
+
+// Summed from each process's "redis" object (--redis).
+const char* const kRedisSummed[] = {"misses",
+                                    "fallback_loads",
+                                    "lock_acquired",
+                                    "lock_waited",
+                                    "lock_expired",
+                                    "calls",
+                                    "errors",
+                                    "timeouts",
+                                    "skipped",
+                                    "breaker_opened",
+                                    "invalidations_published",
+                                    "invalidations_received"};
 
 std::uint64_t count(const nlohmann::json& j, const char* key) {
   return j.is_object() ? j.value(key, std::uint64_t{0}) : 0;
@@ -22,6 +36,21 @@ LatencyHistogram merged_latency(const std::vector<ProcessReport>& reports) {
   LatencyHistogram latency;
   for (const ProcessReport& p : reports) latency.merge(p.render_latency);
   return latency;
+}
+
+// The tier's figures of every process, added up (null without --redis).
+nlohmann::json redis_totals(const std::vector<ProcessReport>& reports) {
+  nlohmann::json t;
+  for (const ProcessReport& p : reports) {
+    if (!p.result.is_object() || !p.result.contains("redis")) continue;
+    const nlohmann::json& r = p.result["redis"];
+    if (t.is_null()) {
+      t = {{"url", r.value("url", "")}};
+      for (const char* key : kRedisSummed) t[key] = std::uint64_t{0};
+    }
+    for (const char* key : kRedisSummed) t[key] = t[key].get<std::uint64_t>() + count(r, key);
+  }
+  return t;
 }
 
 nlohmann::json totals_of(const ProgramOptions& options, const std::vector<ProcessReport>& reports) {
@@ -52,6 +81,7 @@ nlohmann::json totals_of(const ProgramOptions& options, const std::vector<Proces
   t["database_loads_per_key"] =
       ratio(t["database_loads"].get<double>(), static_cast<double>(distinct_keys));
   t["invariants_ok"] = invariants_ok;
+  if (nlohmann::json redis = redis_totals(reports); !redis.is_null()) t["redis"] = std::move(redis);
   t["interrupted"] = interrupted;
   add_render_latency(t, merged_latency(reports));
   return t;
@@ -119,6 +149,21 @@ void print_totals(std::FILE* out, const nlohmann::json& t, const LatencyHistogra
                 t["database_loads_per_key"].get<double>());
   row("database loads", text);
   row("render latency", latency_text(latency) + "  (all processes)");
+  if (t.contains("redis")) {
+    const nlohmann::json& r = t["redis"];
+    std::snprintf(text, sizeof text, "%llu hits  (%llu errors, %llu timeouts, %llu lock waits)",
+                  static_cast<unsigned long long>(t["redis_hits"].get<std::uint64_t>()),
+                  static_cast<unsigned long long>(count(r, "errors")),
+                  static_cast<unsigned long long>(count(r, "timeouts")),
+                  static_cast<unsigned long long>(count(r, "lock_waited")));
+    row("redis", r.value("url", "") + "  " + text);
+  }
+  if (t.contains("staleness_saves")) {
+    row("stale reads",
+        std::to_string(t["stale_reads"].get<std::uint64_t>()) + "  (past --stale-window; " +
+            std::to_string(t["late_reads"].get<std::uint64_t>()) + " late within it)");
+    row("staleness window", t.value("staleness_text", ""));
+  }
   row("pool invariants", t["invariants_ok"].get<bool>() ? "held in every process"
                                                         : "VIOLATED (see per_process in the JSON)");
   std::fflush(out);
@@ -127,9 +172,13 @@ void print_totals(std::FILE* out, const nlohmann::json& t, const LatencyHistogra
 }  // namespace
 
 ProgramOutcome combine(const ProgramOptions& options, const std::vector<ProcessReport>& reports,
-                       std::FILE* tables) {
+                       const CommitLog::Windows* windows, std::FILE* tables) {
   ProgramOutcome outcome;
   nlohmann::json json = totals_of(options, reports);
+  if (windows != nullptr) {
+    add_staleness_json(json, windows->ms, windows->unseen);
+    json["staleness_text"] = staleness_text(windows->ms, windows->unseen);
+  }
   nlohmann::json per_process = nlohmann::json::array();
   for (const ProcessReport& p : reports) {
     per_process.push_back(per_process_json(p));
@@ -141,6 +190,7 @@ ProgramOutcome combine(const ProgramOptions& options, const std::vector<ProcessR
   print_totals(tables, json, merged_latency(reports));
   outcome.interrupted = json["interrupted"].get<bool>() || stop_requested();
   if (outcome.interrupted) outcome.interrupted_note = "interrupted before the duration was up";
+  json.erase("staleness_text");  // for the table only
   json["per_process"] = std::move(per_process);
   outcome.json = std::move(json);
   return outcome;

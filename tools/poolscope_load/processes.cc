@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include "progress.h"
@@ -75,6 +76,30 @@ class SharedSlots {
   std::size_t bytes() const { return n_ * sizeof(SharedTotals); }
   std::size_t n_;
   SharedTotals* slots_ = nullptr;
+};
+
+// The settings-write scenario's CommitLog, in an anonymous shared mapping
+// that the children inherit: every process's saves, seen by all.
+class SharedCommitLog {
+ public:
+  SharedCommitLog() {
+    void* memory = ::mmap(nullptr, sizeof(CommitLog), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED)
+      throw std::runtime_error(std::string("mmap: ") + std::strerror(errno));
+    log_ = new (memory) CommitLog();
+  }
+  ~SharedCommitLog() {
+    log_->~CommitLog();
+    ::munmap(log_, sizeof(CommitLog));
+  }
+  SharedCommitLog(const SharedCommitLog&) = delete;
+  SharedCommitLog& operator=(const SharedCommitLog&) = delete;
+
+  CommitLog* get() const { return log_; }
+
+ private:
+  CommitLog* log_ = nullptr;
 };
 
 // ThreadSanitizer runs a background thread of its own from the start, and
@@ -133,9 +158,13 @@ LatencyHistogram histogram_from(const nlohmann::json& j) {
 }
 
 // A child's whole life after fork(): run, report into fd, exit.
-[[noreturn]] void child_main(const ProgramOptions& options, int index, SharedTotals& slot, int fd) {
+[[noreturn]] void child_main(const ProgramOptions& options, int index, SharedTotals& slot,
+                             CommitLog* log, int fd) {
   RunOptions o = options.run;
   o.log_tag = "p" + std::to_string(index + 1);
+  o.process_index = index;
+  o.processes = options.processes;
+  o.commit_log = log;
   o.progress = false;
   o.on_tick = [&slot](const RenderTotals& t) {
     slot.renders.store(t.renders, std::memory_order_relaxed);
@@ -150,6 +179,7 @@ LatencyHistogram histogram_from(const nlohmann::json& j) {
     const RunResult r = run(o);
     message = {{"result", to_json(r)},
                {"render_latency", histogram_json(r.render_latency)},
+               {"sightings", histogram_json(r.sightings)},
                {"failures", failures_of(r)}};
   } catch (const std::exception& e) {
     message = {{"error", e.what()}};
@@ -168,7 +198,8 @@ struct Child {
   int exit_status = -1;  // -1: a signal ended it
 };
 
-std::vector<Child> start_children(const ProgramOptions& options, SharedSlots& slots) {
+std::vector<Child> start_children(const ProgramOptions& options, SharedSlots& slots,
+                                  CommitLog* log) {
   std::vector<Child> children(static_cast<std::size_t>(options.processes));
   std::fflush(nullptr);  // or a child's exit flushes the parent's buffers again
   for (std::size_t i = 0; i < children.size(); ++i) {
@@ -179,7 +210,7 @@ std::vector<Child> start_children(const ProgramOptions& options, SharedSlots& sl
     if (pid == 0) {
       ::close(fds[0]);
       for (std::size_t j = 0; j < i; ++j) ::close(children[j].fd);
-      child_main(options, static_cast<int>(i), slots[i], fds[1]);
+      child_main(options, static_cast<int>(i), slots[i], log, fds[1]);
     }
     ::close(fds[1]);
     children[i].pid = pid;
@@ -244,7 +275,9 @@ ProgramOutcome run_processes(const ProgramOptions& options, std::FILE* tables) {
                            std::to_string(threads) + " threads run");
   }
   SharedSlots slots(static_cast<std::size_t>(options.processes));
-  std::vector<Child> children = start_children(options, slots);
+  std::optional<SharedCommitLog> log;
+  if (options.run.scenario == Scenario::kSettingsWrite) log.emplace();
+  std::vector<Child> children = start_children(options, slots, log ? log->get() : nullptr);
   watch_children(children, slots, options.run);
   std::vector<ProcessReport> reports;
   for (std::size_t i = 0; i < children.size(); ++i) {
@@ -257,6 +290,7 @@ ProgramOutcome run_processes(const ProgramOptions& options, std::FILE* tables) {
     if (message.is_object() && message.contains("result")) {
       report.result = message["result"];
       report.render_latency = histogram_from(message["render_latency"]);
+      report.sightings = histogram_from(message["sightings"]);
       report.failures = message.value("failures", std::vector<std::string>{});
     } else {
       report.error = message.is_object() ? message.value("error", std::string("no result"))
@@ -265,7 +299,9 @@ ProgramOutcome run_processes(const ProgramOptions& options, std::FILE* tables) {
     }
     reports.push_back(std::move(report));
   }
-  return combine(options, reports, tables);
+  std::optional<CommitLog::Windows> windows;
+  if (log) windows = log->get()->windows(options.processes);
+  return combine(options, reports, windows ? &*windows : nullptr, tables);
 }
 
 }  // namespace poolscope::load

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "commit_log.h"
 #include "latency.h"
 #include "program.h"
 
@@ -23,14 +24,16 @@ struct ProcessReport {
   int exit_status = -1;   // -1: a signal ended it
   nlohmann::json result;  // its to_json(RunResult); null if it produced none
   LatencyHistogram render_latency;
+  LatencyHistogram sightings;         // settings-write: its first reads of saves
   std::vector<std::string> failures;  // as failures_of() said
   std::string error;                  // why there is no result
 };
 
 // Prints the per-process table and the totals to tables; returns the
 // combined JSON ({"processes": N, "per_process": [...], totals...}) and the
-// failures, each naming its process.
+// failures, each naming its process. windows: settings-write's
+// cross-process staleness windows (null in other scenarios).
 ProgramOutcome combine(const ProgramOptions& options, const std::vector<ProcessReport>& reports,
-                       std::FILE* tables);
+                       const CommitLog::Windows* windows, std::FILE* tables);
 
 }  // namespace poolscope::load

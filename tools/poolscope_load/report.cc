@@ -81,6 +81,7 @@ void print_waits_and_invariants(std::FILE* out, const RunResult& r) {
     row(out, "settings writes", std::to_string(r.writes));
     row(out, "stale reads", std::to_string(r.stale_reads) + "  (reads older than the last save)");
   }
+  print_staleness(out, r);
 }
 
 std::string seconds_spread(std::vector<double> s) {
@@ -272,6 +273,7 @@ void print_summary(std::FILE* out, const RunResult& r) {
   }
   print_counts(out, r);
   print_caches(out, r);
+  print_redis(out, r);
   print_waits_and_invariants(out, r);
   print_chaos(out, r);
   print_tracing(out, r);
@@ -297,6 +299,7 @@ nlohmann::json to_json(const RunResult& r) {
     out["writes"] = r.writes;
     out["stale_reads"] = r.stale_reads;
   }
+  add_redis_json(out, r);
   if (r.chaos) out["chaos"] = chaos_json(r);
   // Written in every mode, so a script need not ask first; untraced (naive)
   // runs have no sites and nothing reported, and no thresholds.

@@ -93,6 +93,8 @@ struct RunSetup {
   std::optional<tracing::Tracer> tracer;
   std::vector<Transaction> rows;
   PoolStats before;
+  std::unique_ptr<CommitLog> own_log;  // when not given one by --processes
+  std::unique_ptr<RunRedis> redis;
   std::unique_ptr<WidgetCaches> caches;
   std::unique_ptr<WriteLedger> ledger;
   std::shared_ptr<exporters::MetricsCollector> metrics;
@@ -100,6 +102,7 @@ struct RunSetup {
 
  private:
   void start_tracing();
+  void start_caches();
   void start_metrics();
 };
 
@@ -123,9 +126,28 @@ RunSetup::RunSetup(const RunOptions& o)
   }
   before = pool.stats();
   const bool writing = o.scenario == Scenario::kSettingsWrite;
-  if (o.mode == Mode::kCached || writing) caches = std::make_unique<WidgetCaches>(pool);
-  if (writing) ledger = std::make_unique<WriteLedger>();
+  if (o.mode == Mode::kCached || writing) start_caches();
+  if (writing) {
+    CommitLog* log = o.commit_log;
+    if (log == nullptr) log = (own_log = std::make_unique<CommitLog>()).get();
+    ledger = std::make_unique<WriteLedger>(
+        *log, o.process_index, o.processes,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(o.stale_window));
+  }
   start_metrics();
+}
+
+void RunSetup::start_caches() {
+  if (options.redis_url.empty()) {
+    caches = std::make_unique<WidgetCaches>(pool);
+    return;
+  }
+  redis = std::make_unique<RunRedis>(options.redis_url, options.redis_prefix, logger);
+  caches = std::make_unique<WidgetCaches>(pool, redis->settings_tier());
+  caches->shared_evictions = redis->attach(caches->accounts);
+  const RedisFigures f = redis->figures();
+  logger->info("poolscope-load: caches on the Redis tier {} (prefix {}), {}", f.url,
+               options.redis_prefix, f.state);
 }
 
 void RunSetup::start_tracing() {
@@ -149,6 +171,7 @@ void RunSetup::start_metrics() {
     metrics->add_cache(caches->settings);
     metrics->add_cache(caches->accounts, pool.name());
   }
+  if (redis) redis->add_to(*metrics, pool.name());
   if (options.metrics_listen.empty()) return;
   server = std::make_unique<exporters::MetricsServer>(
       metrics, exporters::MetricsServerConfig{.listen = options.metrics_listen});
@@ -209,6 +232,16 @@ void fill_counts(RunResult& r, const RunSetup& s, const WorkerFigures& f) {
   r.failed_errors = f.failed_errors;
   r.writes = f.writes;
   r.stale_reads = f.stale_reads;
+  r.late_reads = f.late_reads;
+  if (s.ledger) {
+    r.stale_window_s = Seconds(s.options.stale_window).count();
+    r.sightings = s.ledger->sightings();
+  }
+  if (s.own_log) {
+    CommitLog::Windows w = s.own_log->windows(1);
+    r.staleness_ms = std::move(w.ms);
+    r.staleness_unseen = w.unseen;
+  }
   r.first_error = f.first_error;
   r.render_latency = f.render_latency;
   r.acquire_samples = f.acquire_latency.count();
@@ -236,6 +269,13 @@ void fill_counts(RunResult& r, const RunSetup& s, const WorkerFigures& f) {
   const bool cached = s.options.mode == Mode::kCached;
   r.distinct_keys = cached ? accounts : accounts * kReadsPerAccount;
   r.database_loads = cached ? s.caches->settings.stats().loads : f.database_reads;
+  if (s.redis) {
+    // With Redis the settings cache's loader asks Redis first: the tier
+    // counts the loads that went on to the database.
+    r.redis = s.redis->figures();
+    r.redis_hits = r.redis->redis_hits;
+    if (cached) r.database_loads = r.redis->database_loads;
+  }
   if (s.caches) {
     for (const cache::CacheStats& c : {s.caches->accounts.stats(), s.caches->settings.stats()}) {
       r.caches.push_back(c);

@@ -16,8 +16,10 @@
 #include <vector>
 
 #include "chaos.h"
+#include "commit_log.h"
 #include "latency.h"
 #include "poolscope/tracing/tracer.h"
+#include "redis_setup.h"
 #include "widget.h"
 
 namespace poolscope::load {
@@ -64,6 +66,19 @@ struct RunOptions {
   double churn_per_render = 10;
   // Settings-write scenario: each worker saves a setting every this many renders.
   int write_every = 10;
+  // Settings-write scenario: how long after another process's save a read
+  // may still return the previous value (a read of this process's own save
+  // may not at all).
+  std::chrono::duration<double> stale_window{1.0};
+  // --redis: the Redis tier under the caches (cached mode, settings-write),
+  // its keys under redis_prefix. Empty: none.
+  std::string redis_url;
+  std::string redis_prefix;
+  // --processes: this process's index (0-based) of `processes`, and the
+  // saves of all of them (null: a log of this run's own).
+  int process_index = 0;
+  int processes = 1;
+  CommitLog* commit_log = nullptr;
   // Chaos scenario: terminate the database's backends every chaos_kill_every
   // (zero: never) and run chaos_restart_command every chaos_restart_every
   // (empty command: never).
@@ -129,7 +144,8 @@ struct RunResult {
   // account), and how many distinct keys they were for.
   std::uint64_t database_loads = 0;
   std::uint64_t distinct_keys = 0;
-  std::uint64_t redis_hits = 0;  // the Redis tier's hits (none without it)
+  std::uint64_t redis_hits = 0;       // the Redis tier's hits (none without it)
+  std::optional<RedisFigures> redis;  // --redis
 
   // Tracing (every mode but naive, which bypasses the pool).
   bool traced = false;
@@ -143,7 +159,15 @@ struct RunResult {
   std::vector<cache::CacheStats> caches;
   std::uint64_t sessions_avoided = 0;
   std::uint64_t writes = 0;       // settings saves
-  std::uint64_t stale_reads = 0;  // reads older than the last committed save
+  std::uint64_t stale_reads = 0;  // reads older than the save they had to see
+  std::uint64_t late_reads = 0;   // another process's old value, within stale_window
+  double stale_window_s = 0;
+  // How long after a save (of any process) began this process first read
+  // it; and, when this run is all processes, the window of every save
+  // until the last process had read it (the saves none had yet: unseen).
+  LatencyHistogram sightings;
+  std::vector<double> staleness_ms;  // sorted
+  std::uint64_t staleness_unseen = 0;
 
   std::string stats_json;  // the collector's snapshot, when asked for
 

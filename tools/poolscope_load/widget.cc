@@ -140,9 +140,10 @@ class CachedSettings : public SettingsSource {
   cache::SettingsCache& cache_;
 };
 
-WidgetCaches::WidgetCaches(Pool& pool)
+WidgetCaches::WidgetCaches(Pool& pool, std::shared_ptr<cache::SettingsTier> tier)
     : settings(pool, {.name = "account_settings",
-                      .table = {"account_settings", "account_id", "setting_key", "setting_value"}}),
+                      .table = {"account_settings", "account_id", "setting_key", "setting_value"},
+                      .shared_tier = std::move(tier)}),
       accounts(
           [this](const int& id) {
             CachedSettings source(settings);
@@ -160,18 +161,57 @@ WidgetCaches::WidgetCaches(Pool& pool)
       });
 }
 
+WriteLedger::WriteLedger(CommitLog& log, int process, int processes,
+                         std::chrono::nanoseconds window)
+    : log_(log), window_ns_(window.count()) {
+  for (int a = 1; a <= kAccounts; ++a) {
+    if ((a - 1) % processes == process) owned_.push_back(a);
+  }
+}
+
 bool WriteLedger::write(WidgetCaches& caches, int account) {
   Slot& slot = slots_[account];
   std::lock_guard lock(slot.write);
   const std::uint64_t version = ++slot.next;
+  // Timed from before the save: its commit comes a little later, so the
+  // windows measured from here overstate by the save's own duration.
+  log_.begin(account, version, CommitLog::now_ns());
   caches.settings.save(account, "api_secret",
                        "secret-" + std::to_string(account) + "-v" + std::to_string(version));
   slot.committed.store(version, std::memory_order_release);
-  return version_of(caches.accounts.get(account)->api_secret()) >= version;
+  log_.committed(account, version);
+  const Read read = begin_read(account);
+  return finish_read(read, version_of(caches.accounts.get(account)->api_secret())) !=
+         Verdict::kStale;
 }
 
-std::uint64_t WriteLedger::committed(int account) const noexcept {
-  return slots_[account].committed.load(std::memory_order_acquire);
+WriteLedger::Read WriteLedger::begin_read(int account) const noexcept {
+  return {account, slots_[account].committed.load(std::memory_order_acquire), CommitLog::now_ns()};
+}
+
+WriteLedger::Verdict WriteLedger::finish_read(const Read& r, std::uint64_t version) {
+  note_sighting(r.account, version);
+  if (version < r.own) return Verdict::kStale;
+  if (version >= log_.newest(r.account)) return Verdict::kFresh;
+  if (version < log_.version_at(r.account, r.start_ns - window_ns_)) return Verdict::kStale;
+  return version < log_.version_at(r.account, r.start_ns) ? Verdict::kLate : Verdict::kFresh;
+}
+
+void WriteLedger::note_sighting(int account, std::uint64_t version) {
+  std::atomic<std::uint64_t>& seen = slots_[account].seen;
+  std::uint64_t before = seen.load(std::memory_order_relaxed);
+  do {
+    if (version <= before) return;  // seen here already
+  } while (!seen.compare_exchange_weak(before, version, std::memory_order_relaxed));
+  // This thread moved it from `before`: the saves in between are its to report.
+  const std::vector<std::int64_t> lags = log_.saw(account, before, version, CommitLog::now_ns());
+  detail::MutexLock lock(sightings_mu_);
+  for (const std::int64_t ns : lags) sightings_.record(std::chrono::nanoseconds(ns));
+}
+
+LatencyHistogram WriteLedger::sightings() const {
+  detail::MutexLock lock(sightings_mu_);
+  return sightings_;
 }
 
 std::uint64_t WriteLedger::version_of(const std::string& api_secret) noexcept {
@@ -183,7 +223,7 @@ std::uint64_t WriteLedger::version_of(const std::string& api_secret) noexcept {
 }
 
 WidgetRenderer::WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url,
-                               WidgetCaches* caches, const WriteLedger* ledger,
+                               WidgetCaches* caches, WriteLedger* ledger,
                                std::shared_ptr<spdlog::logger> notices)
     : mode_(mode), pool_(pool), caches_(caches), ledger_(ledger) {
   if (mode == Mode::kNaive) {
@@ -197,8 +237,17 @@ WidgetRenderer::WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url,
   }
 }
 
-void WidgetRenderer::check(const Account& account, std::uint64_t floor) {
-  if (WriteLedger::version_of(account.api_secret()) < floor) ++stale_reads_;
+void WidgetRenderer::check(const Account& account, const WriteLedger::Read& read) {
+  switch (ledger_->finish_read(read, WriteLedger::version_of(account.api_secret()))) {
+    case WriteLedger::Verdict::kStale:
+      ++stale_reads_;
+      break;
+    case WriteLedger::Verdict::kLate:
+      ++late_reads_;
+      break;
+    case WriteLedger::Verdict::kFresh:
+      break;
+  }
 }
 
 WidgetRenderer::~WidgetRenderer() = default;
@@ -218,8 +267,9 @@ void WidgetRenderer::render(const std::vector<Transaction>& rows) {
 
 void WidgetRenderer::build_accounts(const std::vector<Transaction>& rows) {
   for (const Transaction& row : rows) {
-    // The last save committed before this read began: the read must see it.
-    const std::uint64_t floor = ledger_ != nullptr ? ledger_->committed(row.account_id) : 0;
+    // The saves committed before this read began: the read must see them.
+    const WriteLedger::Read read =
+        ledger_ != nullptr ? ledger_->begin_read(row.account_id) : WriteLedger::Read{};
     std::shared_ptr<const Account> cached;
     std::optional<Account> built;
     if (mode_ == Mode::kCached) {
@@ -228,7 +278,7 @@ void WidgetRenderer::build_accounts(const std::vector<Transaction>& rows) {
       built.emplace(row.account_id, *settings_);
     }
     const Account& account = cached != nullptr ? *cached : *built;
-    if (ledger_ != nullptr) check(account, floor);
+    if (ledger_ != nullptr) check(account, read);
   }
 }
 

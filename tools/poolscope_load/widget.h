@@ -27,8 +27,10 @@
 #include <string_view>
 #include <vector>
 
+#include "commit_log.h"
 #include "database.h"
 #include "latency.h"
+#include "poolscope/base/mutex.h"
 #include "poolscope/cache/instance_cache.h"
 #include "poolscope/cache/settings_cache.h"
 #include "poolscope/pool/pool.h"
@@ -69,26 +71,55 @@ class Account {
 };
 
 // The caches of the cached mode: accounts by id, settings by account. A
-// save to an account's settings evicts its cached object. Thread-safe.
+// save to an account's settings evicts its cached object. With a shared
+// tier (--redis), the settings' second level is Redis, and the accounts'
+// evictions reach every process (shared_evictions). Thread-safe.
 struct WidgetCaches {
-  explicit WidgetCaches(Pool& pool);
+  explicit WidgetCaches(Pool& pool, std::shared_ptr<cache::SettingsTier> tier = nullptr);
 
   cache::SettingsCache settings;
   cache::InstanceCache<int, const Account> accounts;
-  Subscription evict_on_save;  // of accounts to settings' invalidations
+  Subscription evict_on_save;     // of accounts to settings' invalidations
+  Subscription shared_evictions;  // of accounts to the shared tier; ends first
 };
 
 // The settings-write scenario's bookkeeping: saves api_secret of an account
 // as "secret-<account>-v<version>", versions counting up per account, and
-// knows the last version committed, so every read can be checked against
-// it. Thread-safe.
+// checks every read against the saves of every process (in a CommitLog):
+//   - a save of this process must be seen by every read here that starts
+//     after it returned (the local cache is invalidated before it returns);
+//   - a save of another process may be missed for `window` after it
+//     began (it has to travel: Redis's broadcast); a read that starts later
+//     and returns an older value is stale. One within the window is late.
+// Account a is written by process (a - 1) % processes only. Thread-safe.
 class WriteLedger {
  public:
+  WriteLedger(CommitLog& log, int process, int processes, std::chrono::nanoseconds window);
+
+  // The accounts this process writes (empty when there are more processes
+  // than accounts and this one has none).
+  const std::vector<int>& accounts() const noexcept { return owned_; }
+
   // Saves the next version for account through caches (then reads it back:
   // a writer must see its own write). Returns false if the read-back was stale.
+  // REQUIRES: account is one of accounts().
   bool write(WidgetCaches& caches, int account);
-  // The newest version committed for account before this call.
-  std::uint64_t committed(int account) const noexcept;
+
+  // A read's floor, taken as it begins.
+  struct Read {
+    int account = 0;
+    std::uint64_t own = 0;  // this process's newest committed save
+    std::int64_t start_ns = 0;
+  };
+  Read begin_read(int account) const noexcept;
+  enum class Verdict { kFresh, kLate, kStale };
+  // What the read that began as r returned (the version in its api_secret).
+  Verdict finish_read(const Read& r, std::uint64_t version);
+
+  // How long after a save began this process first read it (or newer),
+  // one sample per save of any process it saw.
+  LatencyHistogram sightings() const;
+
   // The version inside an api_secret value (0 for the seeded ones).
   static std::uint64_t version_of(const std::string& api_secret) noexcept;
 
@@ -96,9 +127,17 @@ class WriteLedger {
   struct alignas(64) Slot {
     std::mutex write;  // one writer per account keeps commit order = version order
     std::uint64_t next = 0;
-    std::atomic<std::uint64_t> committed{0};
+    std::atomic<std::uint64_t> committed{0};  // by this process
+    std::atomic<std::uint64_t> seen{0};       // newest version read here
   };
+  void note_sighting(int account, std::uint64_t version);
+
+  CommitLog& log_;
+  const std::int64_t window_ns_;
+  std::vector<int> owned_;
   Slot slots_[kAccounts + 1];
+  mutable detail::Mutex sightings_mu_;
+  LatencyHistogram sightings_ POOLSCOPE_GUARDED_BY(sightings_mu_);
 };
 
 // The leak scenario's culprit: a report export that keeps its lease for
@@ -113,8 +152,7 @@ class WidgetRenderer {
   // mode. With a ledger, every account read is checked against the last
   // committed save.
   WidgetRenderer(Mode mode, Pool* pool, const ConnectionUrl& url, WidgetCaches* caches = nullptr,
-                 const WriteLedger* ledger = nullptr,
-                 std::shared_ptr<spdlog::logger> notices = nullptr);
+                 WriteLedger* ledger = nullptr, std::shared_ptr<spdlog::logger> notices = nullptr);
   ~WidgetRenderer();
 
   // One render over rows: an account object per row. Nothing is returned:
@@ -122,8 +160,10 @@ class WidgetRenderer {
   // mode), calls with side effects that the compiler cannot drop.
   void render(const std::vector<Transaction>& rows);
 
-  // Reads older than the last committed save (settings-write scenario).
+  // Reads older than the save they had to see, and reads of another
+  // process's previous value within the ledger's window (settings-write).
   std::uint64_t stale_reads() const noexcept { return stale_reads_; }
+  std::uint64_t late_reads() const noexcept { return late_reads_; }
 
   // Latency of every outermost checkout so far: a read's acquire in pool
   // mode, the render's in reuse mode (not the reads' nested reuses, which
@@ -142,16 +182,17 @@ class WidgetRenderer {
 
   // The render's work: an account object per row.
   void build_accounts(const std::vector<Transaction>& rows);
-  void check(const Account& account, std::uint64_t floor);
+  void check(const Account& account, const WriteLedger::Read& read);
 
   Mode mode_;
   Pool* pool_;
   WidgetCaches* caches_;
-  const WriteLedger* ledger_;
+  WriteLedger* ledger_;
   LatencyHistogram latency_;
   std::uint64_t opened_ = 0;
   std::uint64_t reads_ = 0;
   std::uint64_t stale_reads_ = 0;
+  std::uint64_t late_reads_ = 0;
   std::unique_ptr<SettingsSource> settings_;
 };
 

@@ -66,8 +66,9 @@ void WorkerGroup::render_once(Worker& w, std::uint64_t& next_account) {
   w.renderer->render(*context_.rows);
   if (context_.ledger != nullptr) {
     const std::uint64_t done = w.renders.load(std::memory_order_relaxed) + 1;
-    if (done % static_cast<std::uint64_t>(options.write_every) == 0) {
-      const int account = static_cast<int>(next_account++ % kAccounts) + 1;
+    const std::vector<int>& mine = context_.ledger->accounts();
+    if (!mine.empty() && done % static_cast<std::uint64_t>(options.write_every) == 0) {
+      const int account = mine[next_account++ % mine.size()];
       if (!context_.ledger->write(*context_.caches, account)) ++w.stale_writes;
       ++w.writes;
     }
@@ -118,6 +119,7 @@ WorkerFigures WorkerGroup::figures() const {
     f.failed_errors += w.failed_errors.load(std::memory_order_relaxed);
     f.writes += w.writes;
     f.stale_reads += w.stale_writes + w.renderer->stale_reads();
+    f.late_reads += w.renderer->late_reads();
     f.naive_connections += w.renderer->connections_opened();
     f.database_reads += w.renderer->database_reads();
     f.render_latency.merge(w.render_latency);

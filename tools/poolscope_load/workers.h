@@ -44,6 +44,7 @@ struct WorkerFigures {
   std::uint64_t failed_errors = 0;
   std::uint64_t writes = 0;
   std::uint64_t stale_reads = 0;
+  std::uint64_t late_reads = 0;
   std::uint64_t naive_connections = 0;
   std::uint64_t database_reads = 0;
   LatencyHistogram render_latency;

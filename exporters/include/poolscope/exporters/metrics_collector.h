@@ -17,11 +17,11 @@
 // moment its component is added, at zero.
 //
 // Lifetimes: the collector reads pools through PoolView, tracers through
-// TracerView and poolscope's caches only while their watch() says they are
-// alive, so pools, tracers, caches and the collector may be destroyed in any
-// order, also while another thread (a host's prometheus-cpp Exposer, a
-// MetricsServer) scrapes. A component being destroyed drops out of the scrape
-// that sees it go, and its name may be added again.
+// TracerView and poolscope's caches and Redis tiers only while their watch()
+// says they are alive, so pools, tracers, caches, tiers and the collector may
+// be destroyed in any order, also while another thread (a host's
+// prometheus-cpp Exposer, a MetricsServer) scrapes. A component being destroyed drops out of the
+// scrape that sees it go, and its name may be added again.
 //
 // The class is thread-safe. No concurrent call to any API of this type causes
 // a data race.
@@ -46,6 +46,10 @@
 #include "poolscope/cache/ttl_cache.h"
 #include "poolscope/pool/pool.h"
 #include "poolscope/tracing/tracer.h"
+
+namespace poolscope::cache {
+class RedisTierStatsSource;  // poolscope/cache/redis/redis_stats.h (poolscope::cache_redis_stats)
+}
 
 namespace poolscope::exporters {
 
@@ -112,6 +116,18 @@ class MetricsCollector : public prometheus::Collectable {
   void add_cache(CacheHandle handle) { add_watched_cache(std::move(handle), std::nullopt); }
   void remove_cache(std::string_view name);
 
+  // Reports a Redis tier (a poolscope::cache::RedisTier, through the
+  // hiredis-free interface it implements): poolscope_redis_* families,
+  // labelled by its prefix and pool (the pool whose caches it serves; may
+  // be empty), per tier and per attached cache; and "redis_tiers" in json().
+  // Read through tier.watch(), so the tier may be destroyed at any time,
+  // before or after the collector, also while another thread scrapes.
+  // Adding a tier already added does nothing. Throws std::invalid_argument
+  // if another live tier with the same prefix and pool is added. Only in a
+  // poolscope built with Redis (POOLSCOPE_WITH_REDIS).
+  void add_redis_tier(const cache::RedisTierStatsSource& tier, std::string pool = {});
+  void remove_redis_tier(const cache::RedisTierStatsSource& tier);
+
   // The families, for prometheus-cpp (Exposer::RegisterCollectable).
   // Never throws: a component whose statistics throw (a CacheHandle's stats
   // function, say) is left out of this scrape. Every counter only grows;
@@ -121,8 +137,8 @@ class MetricsCollector : public prometheus::Collectable {
   // The Prometheus text exposition of Collect().
   std::string text() const;
 
-  // Pools, call sites (acquires including the leases still out) and caches
-  // as one JSON document; components whose statistics threw are listed
+  // Pools, call sites (acquires including the leases still out), caches
+  // and Redis tiers as one JSON document; components whose statistics threw are listed
   // under "errors". Text that is not UTF-8 is replaced, not thrown on.
   std::string json() const;
 
