@@ -1,5 +1,6 @@
-// A real poolscope exposition with every family in it (a pool, its tracer
-// and a cache, after some work), for the checks that the dashboard and the
+// A real poolscope exposition with every family in it (a pool, its tracer,
+// a cache and, built with Redis, a Redis tier under another cache, after
+// some work), for the checks that the dashboard and the
 // alert rules name only metrics poolscope exports.
 
 #pragma once
@@ -11,6 +12,9 @@
 #include "exposition.h"
 #include "poolscope/exporters/metrics_collector.h"
 #include "test_db.h"
+#if POOLSCOPE_SAMPLE_WITH_REDIS
+#include "poolscope/cache/redis/redis_tier.h"
+#endif
 
 namespace poolscope::testing {
 
@@ -29,6 +33,18 @@ inline std::string sample_exposition() {
   metrics.add_cache(configs, "dash");
   { Lease lease = pool.acquire(); }
   configs.get_or_load("k", [](const std::string&) { return 1; });
+#if POOLSCOPE_SAMPLE_WITH_REDIS
+  // No Redis listens on port 1: the tier works on without it, and every
+  // family is there (a test with a real Redis checks their values).
+  cache::RedisTier tier({.url = "redis://127.0.0.1:1/0",
+                         .prefix = "dash",
+                         .connect_timeout = std::chrono::milliseconds(50)});
+  cache::TtlCache<std::string, std::string> shared_configs({.name = "shared_configs"});
+  auto binding = tier.attach(shared_configs);
+  binding.get_or_load("k", [](const std::string&) { return std::string("v"); });
+  metrics.add_cache(shared_configs, "dash");
+  metrics.add_redis_tier(tier, "dash");
+#endif
   return metrics.text();
 }
 

@@ -319,6 +319,7 @@ CommandLine parse_command_line(int argc, char** argv) {
   f.progress_every = p.run.progress_interval.count();
   f.chaos_kill_every = p.run.chaos_kill_every.count();
   f.chaos_restart_every = p.run.chaos_restart_every.count();
+  f.stale_window = p.run.stale_window.count();
   CLI::App app{"poolscope-load: the dashboard-widget session-churn scenario, measured"};
   add_run_flags(app, p.run, f);
   add_program_flags(app, p, f);
