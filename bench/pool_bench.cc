@@ -1,5 +1,5 @@
 // Checkout cost: poolscope's acquire+release side by side with SOCI's own
-// connection_pool, at 1 and 2 threads, and at 16 threads on a pool of 8
+// connection_pool, at 1 and 2 threads, and at 16 and 32 threads on a pool of 8
 // (contention). Connections are SQLite files opened once up front.
 
 #include <benchmark/benchmark.h>
@@ -20,7 +20,7 @@
 namespace {
 
 constexpr std::size_t kSmallPool = 4;      // >= threads: no waiting
-constexpr std::size_t kContendedPool = 8;  // 16 threads share 8 connections
+constexpr std::size_t kContendedPool = 8;  // 16 or 32 threads share 8 connections
 
 std::string database_file() {
   static const std::string path = (std::filesystem::temp_directory_path() /
@@ -149,10 +149,25 @@ void BM_PoolNestedReuse(benchmark::State& state) {
   }
 }
 
-BENCHMARK(BM_SociConnectionPoolSession)->Threads(1)->Threads(2)->Threads(16)->UseRealTime();
-BENCHMARK(BM_SociConnectionPoolLease)->Threads(1)->Threads(2)->Threads(16)->UseRealTime();
-BENCHMARK(BM_PoolAcquireRelease)->Threads(1)->Threads(2)->Threads(16)->UseRealTime();
-BENCHMARK(BM_PoolAcquireReleaseTraced)->Threads(1)->Threads(2)->Threads(16)->UseRealTime();
+BENCHMARK(BM_SociConnectionPoolSession)
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(16)
+    ->Threads(32)
+    ->UseRealTime();
+BENCHMARK(BM_SociConnectionPoolLease)
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(16)
+    ->Threads(32)
+    ->UseRealTime();
+BENCHMARK(BM_PoolAcquireRelease)->Threads(1)->Threads(2)->Threads(16)->Threads(32)->UseRealTime();
+BENCHMARK(BM_PoolAcquireReleaseTraced)
+    ->Threads(1)
+    ->Threads(2)
+    ->Threads(16)
+    ->Threads(32)
+    ->UseRealTime();
 BENCHMARK(BM_PoolAcquireReleaseTracedStacks)->Threads(1)->Threads(2)->UseRealTime();
 // Every thread holds an outer lease, so this needs a connection per thread: no 16.
 BENCHMARK(BM_PoolNestedReuse)->Threads(1)->Threads(2)->UseRealTime();

@@ -78,6 +78,12 @@ void add_pool_families(FamilyBuilder& out, const Snapshot::PoolEntry& entry) {
   out.counter("poolscope_connections_reuses_total",
               "Nested acquire() calls served by the connection the thread already held.", pool,
               number(s.reuses));
+  out.counter("poolscope_statements_prepared_total",
+              "Statements Lease::prepared() prepared on a server connection.", pool,
+              number(s.statements_prepared));
+  out.counter("poolscope_statement_cache_hits_total",
+              "Executions of a statement its connection had prepared before.", pool,
+              number(s.statement_cache_hits));
 }
 
 void add_site_families(FamilyBuilder& out, const tracing::PoolSites& table) {

@@ -163,6 +163,8 @@ nlohmann::json pool_json(const detail::Snapshot::PoolEntry& p) {
           {"overflow_in_use", s.overflow_in_use},
           {"acquires", s.acquires},
           {"reuses", s.reuses},
+          {"statements_prepared", s.statements_prepared},
+          {"statement_cache_hits", s.statement_cache_hits},
           {"waits", s.waits},
           {"total_wait_s", seconds(s.total_wait)},
           {"timeouts", s.timeouts},

@@ -211,6 +211,22 @@ TEST_F(MetricsCollectorTest, CountsMatchThePoolsOwnStatistics) {
   EXPECT_GT(s.at("poolscope_connections_creation_seconds_sum{pool=\"counted\"}"), 0);
 }
 
+TEST_F(MetricsCollectorTest, PreparedStatementsAreCountedAsThePoolCountsThem) {
+  Pool pool(config("prepared"));
+  MetricsCollector metrics;
+  metrics.add_pool(pool);
+  for (int i = 0; i < 3; ++i) {
+    Lease lease = pool.acquire();
+    int one = 0;
+    lease.prepared("SELECT 1").execute(soci::into(one));
+  }
+  const auto s = parse_samples(metrics.text());
+  EXPECT_EQ(s.at("poolscope_statements_prepared_total{pool=\"prepared\"}"), 1);
+  EXPECT_EQ(s.at("poolscope_statement_cache_hits_total{pool=\"prepared\"}"), 2);
+  const nlohmann::json j = nlohmann::json::parse(metrics.json());
+  EXPECT_EQ(j["pools"][0]["statement_cache_hits"], 2);
+}
+
 TEST_F(MetricsCollectorTest, SitesAreLabelledByPoolAndSite) {
   Pool pool(config("sited"));
   tracing::Tracer tracer(pool, tracer_config());

@@ -220,6 +220,8 @@ TEST_F(MetricsCollectorFamiliesTest, TheFamiliesAreTheDocumentedOnes) {
       {"poolscope_connection_errors_total", "counter"},
       {"poolscope_connections_leaked_total", "counter"},
       {"poolscope_connections_reuses_total", "counter"},
+      {"poolscope_statements_prepared_total", "counter"},
+      {"poolscope_statement_cache_hits_total", "counter"},
       {"poolscope_site_acquires_total", "counter"},
       {"poolscope_site_reuses_total", "counter"},
       {"poolscope_site_usage_seconds_total", "counter"},
