@@ -119,7 +119,13 @@ bool TierCore::send(BindingState& binding, WireKind kind, std::string_view text)
 void TierCore::invalidate(BindingState& binding, WireKind kind, std::string_view text) noexcept {
   try {
     if (closed()) return;
-    if (!send(binding, kind, text)) queue(binding, kind, text);
+    if (!send(binding, kind, text)) return queue(binding, kind, text);
+    // The cache invalidated itself before telling Redis: a reader of this
+    // process that missed in between may have brought the old value back
+    // from Redis. Redis no longer has it, so apply the invalidation here
+    // once more (listeners are not called again; loads running now are
+    // kept out as for any invalidation).
+    binding.hooks.apply(kind, text);
   } catch (...) {
     // Out of memory: the local invalidation happened; the others' TTLs remain.
   }
