@@ -28,8 +28,10 @@ class PreparedStatementTest : public ::testing::TestWithParam<TestBackend> {
     auto sql = db_->open_session();
     *sql << "CREATE TABLE kv (k INTEGER PRIMARY KEY, v VARCHAR(20))";
     for (int k = 0; k < 10; ++k) {
-      *sql << "INSERT INTO kv (k, v) VALUES (:k, :v)", soci::use(k),
-          soci::use("v" + std::to_string(k));
+      // A named value: SOCI runs the statement when the full expression
+      // ends, after a temporary bound here would be gone.
+      const std::string v = "v" + std::to_string(k);
+      *sql << "INSERT INTO kv (k, v) VALUES (:k, :v)", soci::use(k), soci::use(v);
     }
   }
   PoolConfig config() const { return db_->config(1); }

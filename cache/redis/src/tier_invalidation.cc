@@ -199,8 +199,6 @@ void TierCore::on_message(std::string_view payload) noexcept {
     if (it == bindings_.end()) return;
     binding = it->second;
   }
-  counters_.received.fetch_add(1, std::memory_order_relaxed);
-  binding->received.fetch_add(1, std::memory_order_relaxed);
   if (const auto alive = binding->hooks.cache_watch.lock()) {
     try {
       binding->hooks.apply(static_cast<WireKind>(kind), payload.substr(b + 3));
@@ -208,6 +206,10 @@ void TierCore::on_message(std::string_view payload) noexcept {
       // A key that does not decode was flushed instead; nothing else throws.
     }
   }
+  // Counted once applied: whoever sees the count sees the cache without
+  // what the message invalidated.
+  counters_.received.fetch_add(1, std::memory_order_release);
+  binding->received.fetch_add(1, std::memory_order_release);
 }
 
 void TierCore::on_subscribed() noexcept {
