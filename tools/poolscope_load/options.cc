@@ -142,8 +142,9 @@ void add_run_flags(CLI::App& app, RunOptions& o, Flags& f) {
                                  "(default 2 for --scenario leak, else 30)")
                       ->check(seconds(false));
   f.churn_option = app.add_option("--churn-threshold", f.churn_threshold,
-                                  "Acquires per second at one call site that count as churn "
-                                  "(default: 10 checkouts per render at the current render rate)")
+                                  "Also report a call site past this many acquires per second "
+                                  "(default: off; churn is found by its shape, a loop of "
+                                  "leases at one site)")
                        ->check(rate());
   app.add_option("--chaos-kill-every", f.chaos_kill_every,
                  "chaos: seconds between rounds of pg_terminate_backend on the database's "

@@ -136,8 +136,10 @@ void print_sites(std::FILE* out, const RunResult& r) {
 void print_tracing(std::FILE* out, const RunResult& r) {
   if (!r.traced) return;
   row(out, "churn warnings",
-      std::to_string(r.tracer.churn_warnings) + "  (threshold " + number(r.churn_threshold, 0) +
-          " acquires/s at one site)");
+      std::to_string(r.tracer.churn_warnings) +
+          (r.churn_threshold > 0 ? "  (loops by shape, and over " + number(r.churn_threshold, 0) +
+                                       " acquires/s at one site)"
+                                 : std::string("  (loops found by their shape)")));
   row(out, "leaks reported",
       std::to_string(r.tracer.leaks_reported) + "  (" + std::to_string(r.tracer.leaks_returned) +
           " came back later)");

@@ -157,7 +157,8 @@ void RunSetup::start_tracing() {
   tc.leak_threshold =
       std::chrono::duration_cast<std::chrono::milliseconds>(leak_threshold_of(options));
   tc.churn_window = std::chrono::seconds(1);
-  tc.churn_threshold = options.churn_threshold.value_or(0);  // auto: set once renders are seen
+  // Churn is found by its shape; the rate option only when asked for.
+  tc.churn_threshold = options.churn_threshold.value_or(0);
   tracer.emplace(pool, tc);
 }
 
@@ -192,9 +193,6 @@ bool drive(RunSetup& s, const WorkerGroup& workers, Clock::time_point start, Sec
     if (elapsed >= duration) return false;
     const RenderTotals totals = workers.totals();
     rate.sample(now, totals.renders);
-    if (s.tracer && !s.options.churn_threshold && rate.per_second() > 0) {
-      s.tracer->set_churn_threshold(s.options.churn_per_render * rate.per_second());
-    }
     progress.update(elapsed.count(), totals);
     if (s.options.on_tick) s.options.on_tick(totals);
     const Seconds left = duration - elapsed;

@@ -60,10 +60,9 @@ struct RunOptions {
   std::chrono::duration<double> progress_interval{5.0};
   // Leases held longer are reported. Default: 2 s in the leak scenario, else 30 s.
   std::optional<std::chrono::duration<double>> leak_threshold;
-  // Acquires per second at one site that count as churn. Default (nullopt):
-  // churn_per_render checkouts per render at the current render rate.
+  // Acquires per second at one site that count as churn as well (the
+  // tracer's rate option). Unset: off; churn is found by its shape only.
   std::optional<double> churn_threshold;
-  double churn_per_render = 10;
   // Settings-write scenario: each worker saves a setting every this many renders.
   int write_every = 10;
   // Settings-write scenario: how long after another process's save a read
