@@ -13,6 +13,8 @@
 #include <array>
 #include <cctype>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "poolscope/pool/errors.h"
 #include "url_internal.h"
@@ -29,9 +31,25 @@ bool is_scheme_char(char c, bool first) {
   return !first && (std::isdigit(u) || c == '+' || c == '-' || c == '.');
 }
 
+// Where a problem lies, as the message says it: its position, unless a
+// password (as libpq could read one anywhere in url) starts at or before it:
+// the position would then tell the password's length, or how it is written
+// (which part of the text one of libpq's readings takes for the password).
+std::string where([[maybe_unused]] std::string_view url, std::size_t position) {
+  if (position == 0) return {};
+#if POOLSCOPE_WITH_POSTGRESQL
+  std::vector<std::pair<std::size_t, std::size_t>> secrets;
+  if (!postgresql_secret_spans(url, &secrets)) return " (no position: a password may precede it)";
+  for (const auto& [begin, end] : secrets) {
+    if (position - 1 >= begin) return " in or after the password";
+  }
+#endif
+  return " at position " + std::to_string(position);
+}
+
 std::string bad_url_text(std::string_view url, const UrlProblem& problem) {
   std::string text = "bad connection URL '" + masked_url(url) + "': " + problem.what;
-  if (problem.position != 0) text += " at position " + std::to_string(problem.position);
+  text += where(url, problem.position);
   if (!problem.hint.empty()) text += "; " + problem.hint;
   return text;
 }

@@ -222,5 +222,42 @@ TEST_F(RedisTierFaultTest, AHungRedisCostsAReadItsTimeoutAndTheValueComesFromThe
   redis_.signal(SIGCONT);
 }
 
+// A busy writer while Redis is dead: the queue of invalidations for Redis
+// stays bounded (collapsed into one clear per cache, again and again), the
+// log says so once, and the queue is sent when Redis is back.
+TEST_F(RedisTierFaultTest, AFullInvalidationQueueCollapsesSaysSoOnceAndIsSentOnReturn) {
+  make_database(poolscope::testing::TestBackend::kSqlite);
+  auto [logger, sink] = poolscope::testing::CapturingSink::logger("redis-queue");
+  RedisTierConfig c{.url = redis_.server().url(),
+                    .prefix = prefix_,
+                    .backoff = 200ms,
+                    .max_backoff = 400ms,
+                    .ping_interval = 200ms,
+                    .max_pending_invalidations = 8};
+  c.logger = logger;
+  auto tier = std::make_shared<RedisTier>(c);
+  SettingsCache cache(*pool_, settings(tier));
+  wait_subscribed(*tier);
+  redis_.signal(SIGKILL);
+  ASSERT_TRUE(eventually([&] { return !tier->stats().subscriber_connected; }));
+  for (int entity = 1; entity <= 100; ++entity) {
+    cache.save(entity, "api_key", "key-" + std::to_string(entity));  // 12 times past the bound
+    EXPECT_LE(tier->stats().invalidations_pending, 8u);
+  }
+  EXPECT_GE(tier->stats().invalidations_pending, 1u);
+  EXPECT_EQ(sink->matching("invalidations are waiting for Redis").size(), 1u)
+      << "once per outage, not once per 8 saves";
+  redis_.restart();
+  ASSERT_TRUE(eventually(
+      [&] {
+        const RedisTierStats s = tier->stats();
+        return s.state == RedisTierState::kUp && s.invalidations_pending == 0;
+      },
+      10s));
+  EXPECT_TRUE(eventually([&] { return sink->matching("have been sent").size() == 1u; }));
+  EXPECT_EQ(sink->matching("invalidations are waiting for Redis").size(), 1u);
+  EXPECT_EQ(cache.get<std::string>(7, "api_key"), "key-7");
+}
+
 }  // namespace
 }  // namespace poolscope::cache

@@ -142,12 +142,10 @@ TEST_F(PoolscopeLoadRedisTest, SettingsWriteAcrossProcessesSeesEverySaveWithinMi
     expect_no_secrets(run);
     const nlohmann::json& j = run.json;
     ASSERT_TRUE(j.contains("staleness_p99_ms")) << run.out;
-    // Known open defect (issue 14's closing note): a few reads past
-    // --stale-window still return an older value across processes, and the
-    // run then fails (exit 1) on them. Everything else must hold: no error,
-    // every save seen everywhere within the window's p99 goal.
-    const std::uint64_t stale = j["stale_reads"].get<std::uint64_t>();
-    EXPECT_EQ(run.exit_code, stale == 0 ? 0 : 1) << run.err;
+    // No read in any process returns a value older than a save that had
+    // returned --stale-window (1 s) before the read began.
+    EXPECT_EQ(j["stale_reads"], 0) << run.err;
+    EXPECT_EQ(run.exit_code, 0) << run.err;
     std::printf(
         "[ figures  ] %d processes: staleness p50 %.1f ms, p99 %.1f ms, max %.1f ms over "
         "%llu saves; %llu stale, %llu late reads\n",
@@ -184,8 +182,8 @@ TEST_F(PoolscopeLoadRedisTest, RedisKilledMidRunCostsNoErrorAndRendersGoOn) {
   EXPECT_EQ(text.find(own.redis().password), std::string::npos);
   const nlohmann::json j = nlohmann::json::parse(read_file(out), nullptr, false);
   ASSERT_TRUE(j.is_object()) << read_file(out);
-  // Exit 1 only for the known stale reads across a save (issue 14's note).
-  EXPECT_EQ(status, j["stale_reads"].get<std::uint64_t>() == 0 ? 0 : 1) << text;
+  EXPECT_EQ(status, 0) << text;
+  EXPECT_EQ(j["stale_reads"], 0) << text;
   EXPECT_EQ(j["errors"], 0);
   EXPECT_EQ(j["failed"], 0);
   EXPECT_GT(j["redis"]["errors"].get<std::uint64_t>() + j["redis"]["timeouts"].get<std::uint64_t>(),

@@ -20,12 +20,14 @@ void CommitLog::begin(int account, std::uint64_t version, std::int64_t start_ns)
   Save& s = accounts_[account].ring[version % kRing];
   s.version.store(0, std::memory_order_relaxed);
   s.start_ns.store(start_ns, std::memory_order_relaxed);
+  s.committed_ns.store(0, std::memory_order_relaxed);
   s.last_seen_ns.store(0, std::memory_order_relaxed);
   s.seen_by.store(0, std::memory_order_relaxed);
   s.version.store(version, std::memory_order_release);
 }
 
 void CommitLog::committed(int account, std::uint64_t version) noexcept {
+  if (Save* s = find(account, version)) s->committed_ns.store(now_ns(), std::memory_order_relaxed);
   accounts_[account].committed.store(version, std::memory_order_release);
 }
 
@@ -45,15 +47,19 @@ std::uint64_t CommitLog::newest(int account) const noexcept {
 std::uint64_t CommitLog::version_at(int account, std::int64_t at_ns) const noexcept {
   const std::uint64_t newest = accounts_[account].committed.load(std::memory_order_acquire);
   if (newest == 0) return 0;
-  // Start times grow with the version (one writer per account): the
-  // newest version that began by at_ns, by bisection over the ring.
+  // Commit times grow with the version (one writer per account, one save
+  // at a time): the newest version committed by at_ns, by bisection over
+  // the ring. (Not by start time: a read that starts while a slow save runs
+  // may return the value before it.)
   std::uint64_t lo = newest > kRing - 1 ? newest - (kRing - 1) : 1;
   std::uint64_t hi = newest;
   std::uint64_t found = 0;
   while (lo <= hi) {
     const std::uint64_t mid = lo + (hi - lo) / 2;
     const Save* s = find(account, mid);
-    if (s != nullptr && s->start_ns.load(std::memory_order_relaxed) <= at_ns) {
+    const std::int64_t committed =
+        s != nullptr ? s->committed_ns.load(std::memory_order_relaxed) : 0;
+    if (committed != 0 && committed <= at_ns) {
       found = mid;
       lo = mid + 1;
     } else {

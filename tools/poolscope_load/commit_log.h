@@ -7,8 +7,8 @@
 //
 // Each account is written by one process only ((account - 1) % processes),
 // so its versions count up in commit order. A save's slot in a ring of
-// kRing per account holds its start time and, as processes see it, the
-// latest first sighting and how many processes have seen it.
+// kRing per account holds its start and commit times and, as processes see
+// it, the latest first sighting and how many processes have seen it.
 //
 // Only lock-free atomics, no pointers: safe in MAP_SHARED memory across
 // processes, and for any number of threads. Times are CLOCK_MONOTONIC
@@ -39,8 +39,9 @@ class CommitLog {
 
   // The newest version of account committed (0: none).
   std::uint64_t newest(int account) const noexcept;
-  // The newest version of account whose save began at or before at_ns (0:
-  // none, or older than the ring remembers).
+  // The newest version of account whose save had returned at or before
+  // at_ns (0: none, or older than the ring remembers): what a read starting
+  // then must see.
   std::uint64_t version_at(int account, std::int64_t at_ns) const noexcept;
 
   // A process saw versions (from, to] of account for the first time at
@@ -61,6 +62,7 @@ class CommitLog {
   struct Save {
     std::atomic<std::uint64_t> version{0};  // 0: empty; set last (release)
     std::atomic<std::int64_t> start_ns{0};
+    std::atomic<std::int64_t> committed_ns{0};  // when its save returned; 0: not yet
     std::atomic<std::int64_t> last_seen_ns{0};  // the latest first sighting so far
     std::atomic<std::uint32_t> seen_by{0};      // processes that have seen it
   };

@@ -20,10 +20,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include "progress.h"
 #include "report.h"
@@ -266,10 +268,24 @@ void watch_children(std::vector<Child>& children, const SharedSlots& slots,
   }
 }
 
+// The threads of this process besides the sanitizer's, once the pool's
+// connector threads (detached: ~Pool never waits for a connect) have ended:
+// the setup pool's connector delivered its connection, so it is only
+// returning, but the kernel may not have reaped it yet.
+int settled_thread_count() {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int threads = thread_count() - kRuntimeThreads;
+  while (threads > 1 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    threads = thread_count() - kRuntimeThreads;
+  }
+  return threads;
+}
+
 }  // namespace
 
 ProgramOutcome run_processes(const ProgramOptions& options, std::FILE* tables) {
-  const int threads = thread_count() - kRuntimeThreads;
+  const int threads = settled_thread_count();
   if (threads != 1) {
     throw std::logic_error("--processes forks its workers before any thread starts, but " +
                            std::to_string(threads) + " threads run");

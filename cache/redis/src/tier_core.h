@@ -168,6 +168,8 @@ class TierCore {
   poolscope::detail::Mutex pending_mu_;  // replays run on the subscriber thread only
   std::deque<Pending> pending_ POOLSCOPE_GUARDED_BY(pending_mu_);
   std::uint64_t next_pending_ POOLSCOPE_GUARDED_BY(pending_mu_) = 0;
+  // Times the queue was collapsed since it was last empty (logged once).
+  std::uint64_t collapses_ POOLSCOPE_GUARDED_BY(pending_mu_) = 0;
   std::atomic<std::size_t> pending_count_{0};
 
   poolscope::detail::Mutex subscriber_mu_;

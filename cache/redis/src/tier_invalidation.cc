@@ -13,6 +13,7 @@
 #include <spdlog/common.h>
 
 #include <map>
+#include <utility>
 
 #include "scripts.h"
 #include "tier_core.h"
@@ -132,7 +133,7 @@ void TierCore::invalidate(BindingState& binding, WireKind kind, std::string_view
 }
 
 void TierCore::queue(BindingState& binding, WireKind kind, std::string_view text) {
-  std::string collapsed;
+  std::string collapsed;  // set when this call is the outage's first collapse: logged
   {
     poolscope::detail::MutexLock lock(pending_mu_);
     if (pending_.size() < config_.max_pending_invalidations) {
@@ -145,23 +146,28 @@ void TierCore::queue(BindingState& binding, WireKind kind, std::string_view text
       for (Pending& p : pending_) caches.emplace(p.binding->name, std::move(p.binding));
       caches.emplace(binding.name, binding.shared_from_this());
       pending_.clear();
+      const bool first = collapses_++ == 0;
       for (auto& [name, b] : caches) {
         b->pending.store(1, std::memory_order_release);
         pending_.push_back({std::move(b), WireKind::kAll, {}, next_pending_++});
-        collapsed += (collapsed.empty() ? "" : ", ") + name;
+        if (first) collapsed += (collapsed.empty() ? "" : ", ") + name;
       }
     }
     pending_count_.store(pending_.size(), std::memory_order_release);
   }
   if (!collapsed.empty()) {
+    // Once per outage: while Redis stays away, a busy writer fills the
+    // queue again and again.
     log(spdlog::level::warn, "more than " + std::to_string(config_.max_pending_invalidations) +
                                  " invalidations are waiting for Redis; it will be cleared of " +
-                                 "the caches " + collapsed + " instead");
+                                 "the caches " + collapsed +
+                                 " instead (said once until the queue is sent)");
   }
 }
 
 void TierCore::replay_pending() noexcept {
   try {
+    std::uint64_t collapses = 0;  // of the outage now over, to say so
     while (has_pending() && !closed()) {
       Pending p;
       {
@@ -176,7 +182,14 @@ void TierCore::replay_pending() noexcept {
         pending_.pop_front();
         p.binding->pending.fetch_sub(1, std::memory_order_release);
         pending_count_.store(pending_.size(), std::memory_order_release);
+        if (pending_.empty()) collapses = std::exchange(collapses_, 0);
       }
+    }
+    if (collapses > 0) {
+      log(spdlog::level::info,
+          "the invalidations waiting for Redis have been sent (the queue "
+          "was collapsed into clears " +
+              std::to_string(collapses) + " time(s))");
     }
   } catch (...) {
     // Out of memory: retried on the next tick.
