@@ -208,6 +208,13 @@ class TracerChurnTest : public ::testing::Test {
 // takes one lease for its query, builds the response and sends it. Never
 // churn, however the requests bunch up.
 TEST_F(TracerChurnTest, ABusyEndpointWithOneAcquirePerRequestIsNotChurn) {
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  // The shape this judges is time inside a lease against time between
+  // leases; instrumentation slows the test's own code and poolscope's, but
+  // not SQLite's, so under a sanitizer that ratio is not the one shipped.
+  GTEST_SKIP() << "judges timing shapes that sanitizer instrumentation changes; run it in a "
+                  "plain build (CI's builds do)";
+#endif
   Pool pool(db_.config(2));
   Tracer tracer(pool, tracer_config());
   constexpr int kWorkers = 2;
