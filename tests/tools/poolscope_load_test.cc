@@ -34,7 +34,16 @@ class PoolscopeLoadTest : public ::testing::TestWithParam<TestBackend> {
 };
 
 TEST_P(PoolscopeLoadTest, PoolModeTakesSixtyCheckoutsPerRenderAndWarnsOfChurn) {
-  const LoadRun run = run_load(db() + " --mode pool --threads 2 --duration 2.5");
+  // Unoptimized, the widget's loop body runs several times slower than the
+  // (optimized) SQLite library's query, and the loop does not meet the shape
+  // rule (README: what the rule can miss); the rate option finds it there.
+#if defined(__OPTIMIZE__)
+  const bool by_rate = false;
+#else
+  const bool by_rate = GetParam() == TestBackend::kSqlite;
+#endif
+  const LoadRun run = run_load(db() + " --mode pool --threads 2 --duration 2.5" +
+                               (by_rate ? " --churn-threshold 50" : ""));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json& j = run.json;
   for (const char* field : {"mode", "backend", "threads", "duration_s", "renders", "renders_per_s",
