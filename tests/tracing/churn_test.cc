@@ -208,13 +208,6 @@ class TracerChurnTest : public ::testing::Test {
 // takes one lease for its query, builds the response and sends it. Never
 // churn, however the requests bunch up.
 TEST_F(TracerChurnTest, ABusyEndpointWithOneAcquirePerRequestIsNotChurn) {
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-  // The shape this judges is time inside a lease against time between
-  // leases; instrumentation slows the test's own code and poolscope's, but
-  // not SQLite's, so under a sanitizer that ratio is not the one shipped.
-  GTEST_SKIP() << "judges timing shapes that sanitizer instrumentation changes; run it in a "
-                  "plain build (CI's builds do)";
-#endif
   Pool pool(db_.config(2));
   Tracer tracer(pool, tracer_config());
   constexpr int kWorkers = 2;
@@ -270,10 +263,24 @@ TEST_F(TracerChurnTest, ABusyEndpointWithOneAcquirePerRequestIsNotChurn) {
                             std::chrono::duration<double>(Clock::now() - start).count();
   EXPECT_GE(per_second, 8'000) << "the endpoint was not busy enough for the test";
   std::this_thread::sleep_for(300ms);
-  EXPECT_TRUE(sink_->matching("Session churn").empty())
-      << per_second
-      << " requests/s: " << ::testing::PrintToString(sink_->matching("Session churn"));
-  EXPECT_EQ(tracer.stats().churn_warnings, 0u);
+  EXPECT_EQ(read_site(tracer).acquires, served.load()) << "one checkout per request, each counted";
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  // The shape is time inside a lease against time between leases. A
+  // sanitizer slows poolscope's own atomics inside the lease many times
+  // over, but not the socket calls between leases, so a backlog drained
+  // here looks like a loop that the shipped build never shows. The shape
+  // is judged in plain builds (both of CI's); here the run checks races,
+  // memory and the counts.
+  const bool judge_shape = false;
+#else
+  const bool judge_shape = true;
+#endif
+  if (judge_shape) {
+    EXPECT_TRUE(sink_->matching("Session churn").empty())
+        << per_second
+        << " requests/s: " << ::testing::PrintToString(sink_->matching("Session churn"));
+    EXPECT_EQ(tracer.stats().churn_warnings, 0u);
+  }
   std::cout << per_second << " requests/s, " << tracer.stats().churn_warnings
             << " churn warnings\n";
 }
