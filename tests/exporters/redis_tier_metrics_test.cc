@@ -138,6 +138,9 @@ TEST(RedisTierMetricsTest, ATierThatCannotReachRedisCountsItsErrorsAndBacksOff) 
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(shared.get_or_load("k" + std::to_string(i), [](const std::string&) { return 7; }), 7);
   }
+  // The subscriber's attempts fail (reads skip Redis while it is out).
+  ASSERT_TRUE(poolscope::testing::eventually(
+      [&] { return tier->stats().state == cache::RedisTierState::kBackingOff; }));
   const std::string text = metrics.text();
   EXPECT_GE(sample(text, "poolscope_redis_errors_total", {"kind=\"error\""}), 3) << text;
   EXPECT_GE(sample(text, "poolscope_redis_breaker_total", {"change=\"opened\""}), 1) << text;

@@ -71,9 +71,10 @@ class OwnRedis {
   }
   ~OwnRedis() { run_command("bash '" POOLSCOPE_REDIS_SCRIPT "' stop '" + dir_ + "'"); }
   const Redis& redis() const { return redis_; }
-  void kill() const {
+  void kill() const { signal(SIGKILL); }
+  void signal(int sig) const {  // SIGKILL, SIGSTOP, SIGCONT
     const pid_t pid = std::stoi(read_file(dir_ + "/redis.pid"));
-    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    ASSERT_EQ(::kill(pid, sig), 0);
   }
 
  private:
@@ -143,22 +144,14 @@ TEST_F(PoolscopeLoadRedisTest, SettingsWriteAcrossProcessesSeesEverySaveWithinMi
     const nlohmann::json& j = run.json;
     ASSERT_TRUE(j.contains("staleness_p99_ms")) << run.out;
     // No read in any process returns a value older than a save that had
-    // returned --stale-window (1 s) before the read began, while Redis
-    // answers. Open defect (issue 14): when Redis times out and a writer's
-    // breaker opens, its invalidations wait and the other processes serve
-    // what they hold until they are sent; the run then fails on stale reads.
+    // returned --stale-window (1 s) before the read began, Redis slow
+    // (timeouts under the suite's load) or not.
     const nlohmann::json& tier = j["redis"];
     const bool redis_answered = tier["timeouts"].get<std::uint64_t>() == 0 &&
                                 tier["breaker_opened"].get<std::uint64_t>() == 0;
-    const std::uint64_t stale = j["stale_reads"].get<std::uint64_t>();
-    if (redis_answered) {
-      EXPECT_EQ(stale, 0u) << run.err;
-      EXPECT_EQ(run.exit_code, 0) << run.err;
-    } else {
-      EXPECT_EQ(run.exit_code, stale == 0 ? 0 : 1) << run.err;
-      std::printf("[ defect   ] Redis timed out (%s): %llu stale reads\n", tier.dump().c_str(),
-                  static_cast<unsigned long long>(stale));
-    }
+    EXPECT_EQ(j["stale_reads"], 0) << run.err;
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    if (!redis_answered) std::printf("[ note     ] Redis timed out: %s\n", tier.dump().c_str());
     std::printf(
         "[ figures  ] %d processes: staleness p50 %.1f ms, p99 %.1f ms, max %.1f ms over "
         "%llu saves; %llu stale, %llu late reads\n",
@@ -228,6 +221,45 @@ TEST_F(PoolscopeLoadRedisTest, RedisKilledMidRunCostsNoErrorAndRendersGoOn) {
               after, before, before > 0 ? after / before : 0.0,
               static_cast<unsigned long long>(j["errors"].get<std::uint64_t>()));
   EXPECT_GT(after, 0.2 * before) << "renders go on without Redis";
+}
+
+// Two processes saving and reading while Redis hangs (SIGSTOP) for 1.5 s
+// and then goes on: the saves made meanwhile cannot be broadcast, yet no
+// process serves an old value past --stale-window, and nothing fails.
+TEST_F(PoolscopeLoadRedisTest, RedisHungMidRunLeavesNoProcessServingAnOldSave) {
+  const TempDir dir("poolscope-load-redis-hung");
+  const OwnRedis own(dir);
+  const std::string out = dir / "out.json", err = dir / "err.txt";
+  Child load({POOLSCOPE_LOAD, "--db", db_.url(), "--processes", "2", "--scenario", "settings-write",
+              "--mode", "cached", "--threads", "2", "--duration", "5", "-P", "0.5", "--redis",
+              own.redis().url(), "--json", out},
+             dir / "stdout.txt", err);
+  ASSERT_TRUE(load.started());
+  ASSERT_TRUE(file_shows(err, "progress: 1.", std::chrono::seconds(30))) << read_file(err);
+  own.signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  own.signal(SIGCONT);
+  const int status = load.wait();
+  const std::string text = read_file(err);
+  EXPECT_EQ(text.find(own.redis().password), std::string::npos);
+  const nlohmann::json j = nlohmann::json::parse(read_file(out), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << read_file(out);
+  EXPECT_EQ(status, 0) << text;
+  EXPECT_EQ(j["stale_reads"], 0) << text;
+  EXPECT_EQ(j["errors"], 0);
+  EXPECT_EQ(j["failed"], 0);
+  EXPECT_GT(j["writes"].get<std::uint64_t>(), 10u);
+  EXPECT_GT(j["redis"]["timeouts"].get<std::uint64_t>(), 0u) << "Redis hung: " << text;
+  // Every save was seen by every process well inside the window: none
+  // stalled after the outage on a load lock it left behind.
+  EXPECT_LT(j["staleness_p99_ms"].get<double>(), 1000.0) << text;
+  std::printf(
+      "[ figures  ] Redis hung 1.5 s under 2 processes: %llu writes, %llu stale, %llu late "
+      "reads; staleness p99 %.1f ms, max %.1f ms\n",
+      static_cast<unsigned long long>(j["writes"].get<std::uint64_t>()),
+      static_cast<unsigned long long>(j["stale_reads"].get<std::uint64_t>()),
+      static_cast<unsigned long long>(j["late_reads"].get<std::uint64_t>()),
+      j.value("staleness_p99_ms", -1.0), j.value("staleness_max_ms", -1.0));
 }
 
 TEST_F(PoolscopeLoadRedisTest, MetricsAndStatsShowTheTierWithoutItsPassword) {

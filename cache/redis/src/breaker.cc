@@ -11,7 +11,7 @@ Breaker::Breaker(Config config, std::function<void(const Change&)> on_change)
   backoff_ = config_.backoff;
 }
 
-Breaker::Permit Breaker::allow() {
+Breaker::Permit Breaker::allow(bool eager) {
   if (state_.load(std::memory_order_acquire) == RedisTierState::kUp) return Permit::kGo;
   poolscope::detail::MutexLock lock(mu_);
   if (state_.load(std::memory_order_relaxed) != RedisTierState::kBackingOff) {
@@ -19,9 +19,10 @@ Breaker::Permit Breaker::allow() {
     return state_.load(std::memory_order_relaxed) == RedisTierState::kUp ? Permit::kGo
                                                                          : Permit::kSkip;
   }
-  if (Clock::now() < retry_at_) return Permit::kSkip;
+  const bool early = Clock::now() < retry_at_;
+  if (early && !eager) return Permit::kSkip;
   state_.store(RedisTierState::kProbing, std::memory_order_release);
-  return Permit::kProbe;
+  return early ? Permit::kEagerProbe : Permit::kProbe;
 }
 
 void Breaker::record(Permit permit, bool server_failure, std::string_view error) {
@@ -40,6 +41,11 @@ void Breaker::record(Permit permit, bool server_failure, std::string_view error)
       backoff_ = config_.backoff;
       change.down_for = Clock::now() - down_since_;
       state_.store(RedisTierState::kUp, std::memory_order_release);
+    } else if (permit == Permit::kEagerProbe) {
+      // Still down, as the back-off assumed: it runs on unchanged.
+      poolscope::detail::MutexLock lock(mu_);
+      state_.store(RedisTierState::kBackingOff, std::memory_order_release);
+      return;
     } else if (permit == Permit::kProbe) {
       // Still down: wait twice as long before the next probe. No news to report.
       poolscope::detail::MutexLock lock(mu_);

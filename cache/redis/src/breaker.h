@@ -42,14 +42,17 @@ class Breaker {
     std::chrono::nanoseconds down_for{0};
   };
 
-  // What allow() granted.
-  enum class Permit { kGo, kProbe, kSkip };
+  // What allow() granted. kEagerProbe: a probe before the back-off ended;
+  // failing, it leaves the back-off as it was.
+  enum class Permit { kGo, kProbe, kEagerProbe, kSkip };
 
   Breaker(Config config, std::function<void(const Change&)> on_change);
 
   // Whether a call may go to Redis now; kProbe: this caller is the one
   // probe after a back-off, and must report its outcome with record().
-  Permit allow();
+  // eager: probe now, before the back-off ends (a background caller that
+  // must know as soon as Redis answers; the read path never is one).
+  Permit allow(bool eager = false);
   // The outcome of a call allow() let through.
   void record(Permit permit, bool server_failure, std::string_view error);
 

@@ -11,7 +11,10 @@
 //
 // Any failed call ends the Redis part of the read: the loader runs and
 // nothing is stored. So a hung Redis costs one call's timeout per read,
-// until the breaker opens and costs nothing.
+// until the breaker opens (or the subscriber finds the link dead) and costs
+// nothing. A lock such a call may have left taken (Redis runs what it was
+// sent once it wakes) is released when Redis answers again, so that no
+// process waits lock_ttl for it.
 //
 // Values in Redis are "ps1;<cost>;<bytes>": cost is what the load took in
 // pool checkouts (see poolscope/cache/sessions.h), credited as sessions
@@ -83,7 +86,12 @@ LockStep take_lock_or_wait(BindingState& b, const Keys& keys, const std::string&
         "EVAL",    kAcquireScript, "4",   keys.value, keys.lock,
         b.gen_key, keys.key_gen,   token, lock_ms,    ignore_value ? "1" : "0"};
     const CallResult r = core.call(argv);
-    if (!r.ok() || r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
+    if (!r.ok()) {
+      // Sent but unanswered: Redis may yet run it and give us the lock.
+      if (r.status != CallStatus::kSkipped) core.release_later(keys.lock, token);
+      return {};
+    }
+    if (r.reply->type != REDIS_REPLY_ARRAY || r.reply->elements != 2 ||
         r.reply->element[0]->type != REDIS_REPLY_INTEGER) {
       return {};
     }
@@ -96,7 +104,10 @@ LockStep take_lock_or_wait(BindingState& b, const Keys& keys, const std::string&
         ignore_value = true;  // unreadable: take the lock and overwrite it
         continue;
       case 2:
-        if (detail->type != REDIS_REPLY_STRING) return {};
+        if (detail->type != REDIS_REPLY_STRING) {
+          core.release_later(keys.lock, token);
+          return {};
+        }
         b.lock_acquired.fetch_add(1, kRelaxed);
         if (give_up) b.lock_expired.fetch_add(1, kRelaxed);  // we waited for nothing
         return {LockStep::Outcome::kAcquired, std::string(text_of(detail))};
@@ -124,8 +135,9 @@ LockStep take_lock_or_wait(BindingState& b, const Keys& keys, const std::string&
 void release(TierCore& core, const Keys& keys, const std::string& token) noexcept {
   try {
     const std::string_view argv[] = {"EVAL", kReleaseScript, "1", keys.lock, token};
-    (void)core.call(argv);  // failing, the lock expires by itself
+    if (!core.call(argv).ok()) core.release_later(keys.lock, token);
   } catch (...) {
+    // Out of memory: the lock expires by itself.
   }
 }
 
@@ -153,7 +165,9 @@ void load_and_store(BindingState& b, const Keys& keys, const std::string& token,
                                    keys.lock,  b.gen_key,    keys.key_gen, token,
                                    generation, value,        ttl_ms};
   const CallResult r = b.core->call(argv);
-  if (r.ok() && r.reply->type == REDIS_REPLY_INTEGER && r.reply->integer == 1) {
+  if (!r.ok()) {
+    b.core->release_later(keys.lock, token);  // whether or not the script ran
+  } else if (r.reply->type == REDIS_REPLY_INTEGER && r.reply->integer == 1) {
     b.stores.fetch_add(1, kRelaxed);
   }
 }
@@ -169,9 +183,10 @@ void shared_load(BindingState& b, std::string_view key, std::optional<millisecon
     b.loads.fetch_add(1, kRelaxed);
     (void)load();
   };
-  // Redis may hold what a queued invalidation is about: not until it is sent.
+  // Redis may hold what a queued invalidation is about: not until it is
+  // sent, here or (for a while after an outage) in other processes.
   if (core.closed() || !b.bound.load(std::memory_order_acquire) ||
-      b.pending.load(std::memory_order_acquire) != 0) {
+      b.pending.load(std::memory_order_acquire) != 0 || !core.redis_readable()) {
     return fallback();
   }
   Keys keys{b.key_prefix + std::string(key), b.lock_prefix + std::string(key),

@@ -20,6 +20,10 @@ bool is_text(const redisReply* r, std::string_view text) {
          std::string_view(r->str, r->len) == text;
 }
 
+CallResult failure(CallStatus status, std::string error) {
+  return {status, nullptr, std::move(error), true};
+}
+
 int poll_ms(SteadyClock::time_point until) {
   const auto left = std::chrono::ceil<milliseconds>(until - SteadyClock::now()).count();
   return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
@@ -51,18 +55,20 @@ void Subscriber::run(std::stop_token stop) {
   milliseconds delay = first_delay;
   bool reported = false;  // this outage was reported through lost()
   while (!stop.stop_requested()) {
-    std::string error = subscribe();
-    if (error.empty()) {
+    const CallResult attempt = subscribe();
+    handlers_.attempted(attempt);
+    if (attempt.ok()) {
       reported = false;
       delay = first_delay;
       handlers_.subscribed();
-      error = listen(stop);
+      const CallResult end = listen(stop);
       connection_.close();
       if (stop.stop_requested()) break;
-      handlers_.lost(error, true);
+      handlers_.attempted(end);
+      handlers_.lost(end.error, true);
       reported = true;
     } else if (!reported) {
-      handlers_.lost(error, false);
+      handlers_.lost(attempt.error, false);
       reported = true;
     }
     if (!sleep(stop, delay)) break;
@@ -82,10 +88,12 @@ bool Subscriber::sleep(const std::stop_token& stop, milliseconds d) {
   return false;
 }
 
-std::string Subscriber::subscribe() {
+CallResult Subscriber::subscribe() {
   CallResult r = connection_.connect(SteadyClock::now() + config_.connect_timeout, false);
-  if (!r.ok()) return r.error;
-  if (!connection_.set_timeout(config_.timeout)) return "SUBSCRIBE: cannot set the socket timeout";
+  if (!r.ok()) return r;
+  if (!connection_.set_timeout(config_.timeout)) {
+    return failure(CallStatus::kIoError, "SUBSCRIBE: cannot set the socket timeout");
+  }
   const char* argv[] = {"SUBSCRIBE", channel_.c_str()};
   const std::size_t lengths[] = {9, channel_.size()};
   void* raw = nullptr;
@@ -96,17 +104,17 @@ std::string Subscriber::subscribe() {
     raw = redisCommandArgv(connection_.context(), 2, argv, lengths);
     error = errno;
   }
-  if (raw == nullptr) return connection_.io_failure("SUBSCRIBE", error).error;
+  if (raw == nullptr) return connection_.io_failure("SUBSCRIBE", error);
   ReplyPtr reply(static_cast<redisReply*>(raw));
   if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
       is_text(reply->element[0], "subscribe")) {
-    return {};
+    return {CallStatus::kOk, nullptr, {}, false};
   }
   std::string what = reply->type == REDIS_REPLY_ERROR
                          ? connection_.url().scrub(std::string(reply->str, reply->len))
                          : std::string("an unexpected reply");
   connection_.close();
-  return "SUBSCRIBE: " + what;
+  return failure(CallStatus::kErrorReply, "SUBSCRIBE: " + what);
 }
 
 std::string Subscriber::handle(void* raw, bool* pong) {
@@ -127,7 +135,7 @@ std::string Subscriber::handle(void* raw, bool* pong) {
   return {};
 }
 
-std::string Subscriber::listen(const std::stop_token& stop) {
+CallResult Subscriber::listen(const std::stop_token& stop) {
   redisContext* c = connection_.context();
   auto next_ping = SteadyClock::now() + config_.ping_interval;
   auto next_tick = SteadyClock::now();
@@ -136,12 +144,12 @@ std::string Subscriber::listen(const std::stop_token& stop) {
     for (;;) {  // every reply already read
       void* reply = nullptr;
       if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
-        return "protocol error: " + std::string(c->errstr);
+        return failure(CallStatus::kIoError, "protocol error: " + std::string(c->errstr));
       if (reply == nullptr) break;
       bool pong = false;
       std::string error = handle(reply, &pong);
       freeReplyObject(reply);
-      if (!error.empty()) return error;
+      if (!error.empty()) return failure(CallStatus::kErrorReply, error);
       if (pong) {
         pong_due.reset();
         next_ping = SteadyClock::now() + config_.ping_interval;
@@ -149,16 +157,17 @@ std::string Subscriber::listen(const std::stop_token& stop) {
     }
     const auto now = SteadyClock::now();
     if (pong_due && now >= *pong_due) {
-      return "no PONG within " + std::to_string(config_.timeout.count()) + " ms";
+      return failure(CallStatus::kTimeout,
+                     "no PONG within " + std::to_string(config_.timeout.count()) + " ms");
     }
     if (!pong_due && now >= next_ping) {
       int done = 0;
       SigpipeGuard guard;
-      if (redisAppendCommand(c, "PING") != REDIS_OK) return "PING: " + std::string(c->errstr);
+      if (redisAppendCommand(c, "PING") != REDIS_OK)
+        return failure(CallStatus::kIoError, "PING: " + std::string(c->errstr));
       while (done == 0) {
         errno = 0;
-        if (redisBufferWrite(c, &done) != REDIS_OK)
-          return connection_.io_failure("PING", errno).error;
+        if (redisBufferWrite(c, &done) != REDIS_OK) return connection_.io_failure("PING", errno);
       }
       pong_due = now + config_.timeout;
     }
@@ -168,15 +177,15 @@ std::string Subscriber::listen(const std::stop_token& stop) {
     }
     pollfd fds[2] = {{c->fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int n = ::poll(fds, 2, poll_ms(std::min(pong_due.value_or(next_ping), next_tick)));
-    if (n < 0 && errno != EINTR) return "poll failed";
+    if (n < 0 && errno != EINTR) return failure(CallStatus::kIoError, "poll failed");
     if (n <= 0 || (fds[1].revents & POLLIN) != 0) continue;  // the loop checks for stop
     if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       errno = 0;
       SigpipeGuard guard;
-      if (redisBufferRead(c) != REDIS_OK) return connection_.io_failure("read", errno).error;
+      if (redisBufferRead(c) != REDIS_OK) return connection_.io_failure("read", errno);
     }
   }
-  return {};
+  return {CallStatus::kSkipped, nullptr, "stopped", false};
 }
 
 }  // namespace poolscope::cache::detail

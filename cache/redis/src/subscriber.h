@@ -29,13 +29,15 @@ class Subscriber {
   struct Config {
     std::chrono::milliseconds connect_timeout{250};
     std::chrono::milliseconds timeout{100};
-    std::chrono::milliseconds ping_interval{1000};
+    std::chrono::milliseconds ping_interval{250};
     std::chrono::milliseconds max_retry_delay{1000};
     // How often tick() runs at least, whatever the channel does.
     std::chrono::milliseconds tick_interval{100};
   };
   struct Handlers {
     std::function<void(std::string_view payload)> message;
+    // Each attempt to subscribe, and each end of a link, as one call.
+    std::function<void(const CallResult&)> attempted;
     std::function<void()> subscribed;  // after each SUBSCRIBE succeeded
     // A link that worked is gone (was_connected), or the first attempt of an
     // outage failed: once per outage.
@@ -52,10 +54,10 @@ class Subscriber {
 
  private:
   void run(std::stop_token stop);
-  // Connects and subscribes; an empty string on success, else the error.
-  std::string subscribe();
-  // Reads messages until the link dies (returns the error) or stop.
-  std::string listen(const std::stop_token& stop);
+  // Connects and subscribes.
+  CallResult subscribe();
+  // Reads messages until the link dies (returns why) or stop.
+  CallResult listen(const std::stop_token& stop);
   // Sleeps up to d, or until stop; false when stopped.
   bool sleep(const std::stop_token& stop, std::chrono::milliseconds d);
   // Handles one reply; an error string if it makes no sense.

@@ -107,7 +107,8 @@ void TierCore::start() {
   handlers.message = [this](std::string_view payload) { on_message(payload); };
   handlers.subscribed = [this] { on_subscribed(); };
   handlers.lost = [this](const std::string& error, bool was) { on_subscriber_lost(error, was); };
-  handlers.tick = [this] { replay_pending(); };
+  handlers.attempted = [this](const CallResult& r) { on_attempt(r); };
+  handlers.tick = [this] { on_tick(); };
   {
     poolscope::detail::MutexLock lock(subscriber_mu_);
     if (closed() || subscriber_ != nullptr) return;
@@ -140,6 +141,12 @@ void TierCore::shutdown() noexcept {
   counters_.subscriber_connected.store(false, std::memory_order_relaxed);
 }
 
+std::chrono::milliseconds TierCore::settle() const noexcept {
+  // A process that queued invalidations sends them from its subscriber
+  // thread's next tick (which may follow a connect attempt of its own).
+  return config_.connect_timeout + config_.timeout + 2 * Subscriber::Config{}.tick_interval;
+}
+
 std::string TierCore::new_token() {
   return origin_ + ":" + std::to_string(next_token_.fetch_add(1, std::memory_order_relaxed));
 }
@@ -155,9 +162,9 @@ void TierCore::log(int level, const std::string& message) noexcept {
   }
 }
 
-CallResult TierCore::call(std::span<const std::string_view> argv) {
+CallResult TierCore::call(std::span<const std::string_view> argv, bool eager) {
   if (closed()) return {CallStatus::kSkipped, nullptr, "the tier is closed", false};
-  const Breaker::Permit permit = breaker_.allow();
+  const Breaker::Permit permit = breaker_.allow(eager);
   if (permit == Breaker::Permit::kSkip) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
     return {CallStatus::kSkipped, nullptr, "backing off", false};
@@ -177,6 +184,25 @@ CallResult TierCore::call(std::span<const std::string_view> argv) {
   record(result, SteadyClock::now() - started);
   breaker_.record(permit, result.server_failure, result.error);
   return result;
+}
+
+void TierCore::on_attempt(const CallResult& result) noexcept {
+  // The subscriber's link counts as calls do: while it is down, reads skip
+  // Redis and make none, so it is what opens the breaker when Redis is
+  // away; and its success is as good as a probe.
+  counters_.calls.fetch_add(1, std::memory_order_relaxed);
+  if (result.status == CallStatus::kTimeout) {
+    counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
+  } else if (!result.ok()) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  try {
+    const Breaker::Permit permit =
+        result.ok() ? breaker_.allow(/*eager=*/true) : Breaker::Permit::kGo;
+    breaker_.record(permit, result.server_failure, result.error);
+  } catch (...) {
+    // Out of memory for the log line: the next attempt reports.
+  }
 }
 
 void TierCore::record(const CallResult& result, std::chrono::nanoseconds took) noexcept {

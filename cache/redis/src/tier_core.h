@@ -96,7 +96,8 @@ class TierCore {
 
   // One round trip, through the breaker and a free connection, bounded by
   // config().timeout from now. Counts it. Never throws but std::bad_alloc.
-  CallResult call(std::span<const std::string_view> argv);
+  // eager: may probe before the breaker's back-off ends (see Breaker).
+  CallResult call(std::span<const std::string_view> argv, bool eager = false);
 
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   const RedisTierConfig& config() const noexcept { return config_; }
@@ -115,11 +116,34 @@ class TierCore {
   // Invalidations (tier_invalidation.cc). invalidate(): Redis, then every
   // process; queued for later when Redis cannot be reached now.
   void invalidate(BindingState& binding, WireKind kind, std::string_view text) noexcept;
-  // Sends the queued invalidations while Redis takes them.
+  // A load lock this process may hold without knowing it (a call that took
+  // it timed out, or the store or release that frees it failed): released
+  // (compare-and-delete) with the queued invalidations, so that no process
+  // waits lock_ttl for it after an outage. Bounded; past the bound the
+  // oldest are left to expire.
+  void release_later(std::string lock_key, std::string token) noexcept;
+  // Sends the queued invalidations while Redis takes them; the first call
+  // probes Redis even while the breaker backs off, so that they go out
+  // within a tick of Redis answering again.
   void replay_pending() noexcept;
-  bool has_pending() const noexcept { return pending_count_.load(std::memory_order_acquire) != 0; }
+  bool has_pending() const noexcept {
+    return pending_count_.load(std::memory_order_acquire) != 0 ||
+           releases_count_.load(std::memory_order_acquire) != 0;
+  }
+
+  // Whether reads may take values from Redis now: not while this process
+  // cannot hear invalidations, nor for settle() after it can again, while
+  // other processes send what they queued in the outage (until then Redis
+  // may still hold what those invalidate).
+  bool redis_readable() const noexcept {
+    return SteadyClock::now().time_since_epoch().count() >=
+           redis_readable_from_.load(std::memory_order_acquire);
+  }
+  std::chrono::milliseconds settle() const noexcept;
 
   // From the subscriber thread.
+  void on_attempt(const CallResult& result) noexcept;
+  void on_tick() noexcept;
   void on_message(std::string_view payload) noexcept;
   void on_subscribed() noexcept;
   void on_subscriber_lost(const std::string& error, bool was_connected) noexcept;
@@ -140,7 +164,9 @@ class TierCore {
   };
 
   // Redis and the broadcast for one invalidation; false when a call failed.
-  bool send(BindingState& binding, WireKind kind, std::string_view text);
+  bool send(BindingState& binding, WireKind kind, std::string_view text, bool eager = false);
+  // Empties every bound cache here (their entries may miss invalidations).
+  void drop_local() noexcept;
   bool delete_matching(const std::string& match);
   std::string message(const BindingState& binding, WireKind kind, std::string_view text) const;
   void queue(BindingState& binding, WireKind kind, std::string_view text);
@@ -158,6 +184,8 @@ class TierCore {
   std::atomic<std::uint64_t> next_token_{0};
   std::atomic<bool> closed_{false};
   std::atomic<bool> subscriber_lost_{false};  // an outage was logged: log the recovery
+  // SteadyClock ticks from which reads may use Redis values (max: not now).
+  std::atomic<SteadyClock::rep> redis_readable_from_{0};
   ConnectionSet connections_;
   Breaker breaker_;
 
@@ -171,6 +199,11 @@ class TierCore {
   // Times the queue was collapsed since it was last empty (logged once).
   std::uint64_t collapses_ POOLSCOPE_GUARDED_BY(pending_mu_) = 0;
   std::atomic<std::size_t> pending_count_{0};
+  // Lock keys and tokens for release_later().
+  std::deque<std::pair<std::string, std::string>> releases_ POOLSCOPE_GUARDED_BY(pending_mu_);
+  std::atomic<std::size_t> releases_count_{0};
+  // Sends releases_ while Redis takes them; false when a call failed.
+  bool send_releases(bool eager);
 
   poolscope::detail::Mutex subscriber_mu_;
   std::unique_ptr<Subscriber> subscriber_ POOLSCOPE_GUARDED_BY(subscriber_mu_);

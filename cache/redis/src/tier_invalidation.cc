@@ -8,14 +8,21 @@
 // max_pending_invalidations, a cache's entries become one clear of it) and
 // is replayed from the subscriber thread's tick; until then reads of that
 // cache skip Redis, which may still hold what was invalidated.
+//
+// Coherence when the link is down: other processes' messages cannot arrive,
+// so every tick empties the bound caches and reads skip Redis; after the
+// subscriber is back (and has flushed), reads skip Redis for settle() more,
+// while the others replay their queues (see RedisTier).
 
 #include <hiredis/hiredis.h>
 #include <spdlog/common.h>
 
+#include <limits>
 #include <map>
 #include <utility>
 
 #include "scripts.h"
+#include "subscriber.h"
 #include "tier_core.h"
 
 namespace poolscope::cache::detail {
@@ -91,7 +98,7 @@ bool TierCore::delete_matching(const std::string& match) {
   return true;
 }
 
-bool TierCore::send(BindingState& binding, WireKind kind, std::string_view text) {
+bool TierCore::send(BindingState& binding, WireKind kind, std::string_view text, bool eager) {
   const std::string payload = message(binding, kind, text);
   if (kind == WireKind::kKey) {
     const std::string value_key = binding.key_prefix + std::string(text);
@@ -99,10 +106,10 @@ bool TierCore::send(BindingState& binding, WireKind kind, std::string_view text)
     const std::string gen_ttl = generation_ttl_ms(config_.lock_ttl);
     const std::string_view argv[] = {
         "EVAL", kInvalidateKeyScript, "2", value_key, key_gen, channel_, payload, gen_ttl};
-    if (!call(argv).ok()) return false;
+    if (!call(argv, eager).ok()) return false;
   } else {
     const std::string_view incr[] = {"INCR", binding.gen_key};
-    if (!call(incr).ok()) return false;
+    if (!call(incr, eager).ok()) return false;
     const std::string match =
         kind == WireKind::kPrefix
             ? redis_match(binding.key_prefix + std::string(text), std::nullopt)
@@ -165,17 +172,52 @@ void TierCore::queue(BindingState& binding, WireKind kind, std::string_view text
   }
 }
 
+void TierCore::release_later(std::string lock_key, std::string token) noexcept {
+  try {
+    poolscope::detail::MutexLock lock(pending_mu_);
+    if (releases_.size() >= config_.max_pending_invalidations) releases_.pop_front();
+    releases_.emplace_back(std::move(lock_key), std::move(token));
+    releases_count_.store(releases_.size(), std::memory_order_release);
+  } catch (...) {
+    // Out of memory: the lock expires by itself.
+  }
+}
+
+bool TierCore::send_releases(bool eager) {
+  for (;;) {
+    std::pair<std::string, std::string> r;
+    {
+      poolscope::detail::MutexLock lock(pending_mu_);
+      if (releases_.empty()) return true;
+      r = releases_.front();
+    }
+    const std::string_view argv[] = {"EVAL", kReleaseScript, "1", r.first, r.second};
+    if (!call(argv, eager).ok()) return false;
+    eager = false;
+    poolscope::detail::MutexLock lock(pending_mu_);
+    if (!releases_.empty() && releases_.front() == r) releases_.pop_front();
+    releases_count_.store(releases_.size(), std::memory_order_release);
+  }
+}
+
 void TierCore::replay_pending() noexcept {
   try {
+    // The first call may probe a backing-off breaker: locks are freed, and
+    // the others hear of these invalidations, a tick after Redis answers,
+    // not a back-off later.
+    if (releases_count_.load(std::memory_order_acquire) != 0 && !closed() &&
+        !send_releases(/*eager=*/true)) {
+      return;
+    }
     std::uint64_t collapses = 0;  // of the outage now over, to say so
-    while (has_pending() && !closed()) {
+    for (bool first = true; has_pending() && !closed(); first = false) {
       Pending p;
       {
         poolscope::detail::MutexLock lock(pending_mu_);
-        if (pending_.empty()) return;
+        if (pending_.empty()) break;
         p = pending_.front();
       }
-      if (!send(*p.binding, p.kind, p.text)) return;
+      if (!send(*p.binding, p.kind, p.text, first)) return;
       poolscope::detail::MutexLock lock(pending_mu_);
       // Unless the queue was collapsed meanwhile (its clear covers this one).
       if (!pending_.empty() && pending_.front().sequence == p.sequence) {
@@ -249,6 +291,10 @@ void TierCore::on_subscribed() noexcept {
   }
   if (flushed > 0) counters_.subscriber_flushes.fetch_add(1, std::memory_order_relaxed);
   counters_.subscriber_connects.fetch_add(1, std::memory_order_relaxed);
+  if (reconnected) {
+    const auto from = SteadyClock::now() + settle();
+    redis_readable_from_.store(from.time_since_epoch().count(), std::memory_order_release);
+  }
   // After the flush: who sees "connected" may rely on the caches staying as they are.
   counters_.subscriber_connected.store(true, std::memory_order_release);
   first_attempt_done();
@@ -261,17 +307,47 @@ void TierCore::on_subscribed() noexcept {
 
 void TierCore::on_subscriber_lost(const std::string& error, bool was_connected) noexcept {
   subscriber_lost_.store(true, std::memory_order_relaxed);
+  redis_readable_from_.store(std::numeric_limits<SteadyClock::rep>::max(),
+                             std::memory_order_release);
   {
     poolscope::detail::MutexLock lock(bindings_mu_);
     counters_.subscriber_connected.store(false, std::memory_order_relaxed);
     for (const auto& [name, b] : bindings_)
       b->may_have_missed.store(true, std::memory_order_relaxed);
   }
+  drop_local();
   first_attempt_done();
   log(spdlog::level::warn,
-      was_connected ? "invalidation subscriber lost its connection (" + error +
-                          "); other processes' invalidations cannot arrive until it reconnects"
-                    : "invalidation subscriber cannot connect (" + error + "); retrying");
+      (was_connected ? "invalidation subscriber lost its connection (" + error +
+                           "); other processes' invalidations cannot arrive until it reconnects"
+                     : "invalidation subscriber cannot connect (" + error + "); retrying") +
+          std::string("; meanwhile reads skip Redis and local entries live one tick (") +
+          std::to_string(Subscriber::Config{}.tick_interval.count()) + " ms)");
+}
+
+void TierCore::on_tick() noexcept {
+  // Other processes' invalidations cannot arrive: what is cached here is
+  // kept for a tick at most.
+  if (!counters_.subscriber_connected.load(std::memory_order_acquire)) drop_local();
+  replay_pending();
+}
+
+void TierCore::drop_local() noexcept {
+  std::vector<std::shared_ptr<BindingState>> bindings;
+  try {
+    poolscope::detail::MutexLock lock(bindings_mu_);
+    for (const auto& [name, b] : bindings_) bindings.push_back(b);
+  } catch (...) {
+    return;  // out of memory: the next tick tries again
+  }
+  for (const std::shared_ptr<BindingState>& b : bindings) {
+    if (const auto alive = b->hooks.cache_watch.lock()) {
+      try {
+        b->hooks.apply(WireKind::kAll, {});
+      } catch (...) {
+      }
+    }
+  }
 }
 
 }  // namespace poolscope::cache::detail

@@ -28,10 +28,14 @@
 //     breaker), then probes. Meanwhile reads go to the local cache and the
 //     loader (the database): Redis down, slow or restarting costs latency,
 //     never an error or a wrong value. Invalidations that cannot reach
-//     Redis are kept (bounded) and sent when it answers again. A subscriber
-//     that loses its connection flushes its local caches when it is back,
-//     since it may have missed messages; it PINGs to notice a dead link.
-//     State changes are logged once each (spdlog), never per call.
+//     Redis are kept (bounded) and sent within a tick of it answering
+//     again. The subscriber PINGs to notice a dead link. While it has none,
+//     no invalidation can reach this process: its bound caches keep no
+//     entry longer than a tick (100 ms) and reads skip Redis; when it
+//     subscribes again it flushes them, and reads skip Redis for settle
+//     (connect_timeout + timeout + 200 ms), while other processes send what
+//     they queued. State changes are logged once each (spdlog), never per
+//     call.
 //
 // Every process of a service should use the same prefix and lock_ttl.
 // Nothing here is a lock for correctness: a load that overruns lock_ttl may
@@ -94,8 +98,11 @@ struct RedisTierConfig {
   std::size_t failure_threshold = 3;
   std::chrono::milliseconds backoff{1000};
   std::chrono::milliseconds max_backoff{30'000};
-  // The subscriber PINGs this often; no PONG within `timeout` is a dead link.
-  std::chrono::milliseconds ping_interval{1000};
+  // The subscriber PINGs this often; no PONG within `timeout` is a dead
+  // link. A process that loses the link stops trusting its local entries
+  // within ping_interval + timeout of the last PONG, so this bounds how
+  // long it may serve a value another process changed meanwhile.
+  std::chrono::milliseconds ping_interval{250};
   // Invalidations kept while Redis is unreachable (at least 1); past it, a
   // cache's are replaced by one clear of that cache.
   std::size_t max_pending_invalidations = 1024;
