@@ -38,7 +38,12 @@ class PoolMetrics final : public PoolObserver {
   // The whole acquire() as the caller saw it (wait, validation, connect),
   // as HikariCP times getConnection().
   void on_checkout(const CheckoutEvent& e) override { acquire_.observe(e.acquire); }
-  void on_checkin(const CheckinEvent& e) override { usage_.observe(e.held); }
+  // Only the hold time: the pool builds no CheckinEvent for it.
+  bool on_checkin_fast(source_location, std::chrono::nanoseconds held, std::int64_t,
+                       std::uint64_t) override {
+    usage_.observe(held);
+    return false;
+  }
 
  private:
   const PoolView view_;

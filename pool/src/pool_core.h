@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -191,8 +192,16 @@ class PoolCore {
   void publish_checkout(Slot* slot, const source_location& site, bool share, std::uint64_t token,
                         std::int64_t now, ThreadEntry* entry) noexcept;
 
-  // Return (pool_core.cc).
+  // Return (pool_return.cc).
   void checkin(Slot* slot) noexcept;
+  // Tells observers (not empty) of a checkin at now (the pool clock), while
+  // the slot still holds the lease record.
+  void report_checkin(std::span<PoolObserver* const> observers, Slot* slot,
+                      std::int64_t now) const noexcept;
+  // on_checkin() for an observer whose on_checkin_fast() asked for it. Out
+  // of line, so report_checkin() builds no event frame.
+  [[gnu::noinline]] void send_checkin_event(PoolObserver* observer, const Slot* slot,
+                                            std::chrono::nanoseconds held, std::int64_t now) const;
   std::optional<CloseReason> reset(Slot* slot) noexcept;
   bool should_shrink() const noexcept;
   // Publishes an owned slot as idle; then serves a waiter with it, or closes

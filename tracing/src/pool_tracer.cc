@@ -165,40 +165,45 @@ void PoolTracer::on_reuse(const ReuseEvent& e) { bump(registry().counters(e.site
 // with its hold time, by the thread that returns it, and judged by the churn
 // rule (see tracer.h): it continues this thread's loop at the site if it
 // went out before the deadline the thread's previous lease from the site set
-// when it came back (none if that lease served nested acquires).
-void PoolTracer::on_checkin(const CheckinEvent& e) {
-  const SiteCacheEntry* cached = SiteRegistry::cached(registry_id_, e.site);
+// when it came back (none if that lease served nested acquires). True asks
+// for on_checkin(), where what is rare is done.
+bool PoolTracer::on_checkin_fast(source_location site, std::chrono::nanoseconds held,
+                                 std::int64_t time_ns, std::uint64_t reuses) {
+  const SiteCacheEntry* cached = SiteRegistry::cached(registry_id_, site);
   if (cached == nullptr) [[unlikely]] {
-    return checkin_uncached(e);
+    return checkin_uncached(site, held.count(), time_ns, reuses);
   }
-  count_checkin(*cached->counters, e);
+  return count_checkin(*cached->counters, held.count(), time_ns, reuses);
 }
 
-inline void PoolTracer::count_checkin(SiteCounters& c, const CheckinEvent& e) {
-  // Signed: a negative hold (clocks of two cores disagreeing) costs the sum a
-  // few nanoseconds and can neither raise the maximum nor continue a loop.
-  const std::int64_t held = e.held.count();
+// Signed: a negative hold (clocks of two cores disagreeing) costs the sum a
+// few nanoseconds and can neither raise the maximum nor continue a loop.
+inline bool PoolTracer::count_checkin(SiteCounters& c, std::int64_t held, std::int64_t time_ns,
+                                      std::uint64_t reuses) {
   bump(c.checkouts);
   bump(c.hold_ns, static_cast<std::uint64_t>(held));
   if (held > static_cast<std::int64_t>(c.max_hold_ns.load(std::memory_order_relaxed))) {
     c.max_hold_ns.store(static_cast<std::uint64_t>(held), std::memory_order_relaxed);
   }
-  const std::uint64_t run = e.time_ns - held <= c.loop_until_ns ? c.run + 1 : 1;
+  const std::uint64_t run = time_ns - held <= c.loop_until_ns ? c.run + 1 : 1;
   c.run = run;
-  c.loop_until_ns = e.reuses == 0 ? e.time_ns + std::min(held >> 3, churn_gap_ns_)
-                                  : std::numeric_limits<std::int64_t>::min();
+  c.loop_until_ns = reuses == 0 ? time_ns + std::min(held >> 3, churn_gap_ns_)
+                                : std::numeric_limits<std::int64_t>::min();
   // One compare for both rare cases: rare_at_ is 0 while a leak is reported.
-  if (run >= rare_at_.load(std::memory_order_relaxed)) [[unlikely]] {
-    return checkin_rare(c, e, run);
-  }
+  return run >= rare_at_.load(std::memory_order_relaxed);
 }
 
-void PoolTracer::checkin_uncached(const CheckinEvent& e) {
-  count_checkin(registry_->counters(e.site), e);
+bool PoolTracer::checkin_uncached(source_location site, std::int64_t held, std::int64_t time_ns,
+                                  std::uint64_t reuses) {
+  return count_checkin(registry_->counters(site), held, time_ns, reuses);
 }
 
-void PoolTracer::checkin_rare(SiteCounters& c, const CheckinEvent& e, std::uint64_t run) noexcept {
+// The rare part of a checkin, after on_checkin_fast() counted it and asked
+// for the details: a loop noted, a reported lease's return logged.
+void PoolTracer::on_checkin(const CheckinEvent& e) {
   const Clock::time_point start = Clock::now();
+  SiteCounters& c = registry_->counters(e.site);  // in the thread's cache: just counted
+  const std::uint64_t run = c.run;
   if (run >= churn_loop_) loop_seen(c, e, run);
   if (leaks_out_.load(std::memory_order_relaxed) != 0) lease_returned(e);
   // The time spent here (a loop noted, a return logged) is the tracer's,

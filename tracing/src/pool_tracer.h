@@ -3,10 +3,12 @@
 // stack for leak and churn reports, tracks which leases it reported as
 // leaked, and sums up checkout timeouts.
 //
-// The hot path is on_checkin() (checkouts are not subscribed unless stacks
-// are captured): one thread-local lookup of the site's counters, a few
-// single-writer counter updates and the churn loop test, one relaxed load
-// for leaks. Everything else is rare, or runs on the tracer's thread.
+// The hot path is on_checkin_fast() (checkouts are not subscribed unless
+// stacks are captured), which the pool calls with no event built: one
+// thread-local lookup of the site's counters, a few single-writer counter
+// updates and the churn loop test, one relaxed load for leaks. It asks for
+// the whole event (on_checkin()) only for a loop or while a leak is
+// reported. Everything else is rare, or runs on the tracer's thread.
 //
 // Leak bookkeeping is per slot. `reported_[slot]` holds the checkout
 // reported as leaked (0: none), and leaks_out_ how many slots hold one; a
@@ -84,6 +86,8 @@ class PoolTracer final : public PoolObserver {
   void on_connect_failed(const ConnectFailedEvent& e) override;
   void on_checkout(const CheckoutEvent& e) override;
   void on_reuse(const ReuseEvent& e) override;
+  bool on_checkin_fast(source_location site, std::chrono::nanoseconds held, std::int64_t time_ns,
+                       std::uint64_t reuses) override;
   void on_checkin(const CheckinEvent& e) override;
   void on_close(const CloseEvent& e) override;
   void on_timeout(const TimeoutEvent& e) override;
@@ -101,13 +105,14 @@ class PoolTracer final : public PoolObserver {
   static constexpr std::uint64_t kPending = 1ull << 63;
 
   void publish_stack(std::uint32_t slot, std::uint64_t checkout, const StackTrace& trace) noexcept;
-  // on_checkin's parts: the counting, inline; a site not in the thread's
-  // cache; and what is rare (a loop, a reported leak). The rare paths are
-  // tail calls, so the hot one saves no registers for them.
-  [[gnu::always_inline]] inline void count_checkin(SiteCounters& c, const CheckinEvent& e);
-  [[gnu::noinline, gnu::cold]] void checkin_uncached(const CheckinEvent& e);
-  [[gnu::noinline, gnu::cold]] void checkin_rare(SiteCounters& c, const CheckinEvent& e,
-                                                 std::uint64_t run) noexcept;
+  // on_checkin_fast's parts: the counting, inline, which says whether the
+  // checkin is rare (a loop, a reported leak: on_checkin() then handles
+  // it); and a site not in the thread's cache, a tail call, so the hot path
+  // saves no registers for it.
+  [[gnu::always_inline]] inline bool count_checkin(SiteCounters& c, std::int64_t held,
+                                                   std::int64_t time_ns, std::uint64_t reuses);
+  [[gnu::noinline, gnu::cold]] bool checkin_uncached(source_location site, std::int64_t held,
+                                                     std::int64_t time_ns, std::uint64_t reuses);
   void loop_seen(SiteCounters& c, const CheckinEvent& e, std::uint64_t run) noexcept;
   void lease_returned(const CheckinEvent& e) noexcept;
   // A slot's reported_ moved from 0 (reported) or to 0 (returned).
