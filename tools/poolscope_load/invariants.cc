@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
 
 namespace poolscope::load {
 namespace {
@@ -55,18 +58,32 @@ void InvariantSampler::stop_and_check_final() {
   stop_.store(true, std::memory_order_relaxed);
   if (thread_.joinable()) thread_.join();
   if (!enabled_) return;
-  // Nothing lost: with every worker stopped, every lease is back.
-  const PoolStats after = pool_.stats();
-  if (after.active != 0) violation("active " + std::to_string(after.active) + " after the run");
-  if (after.pending != 0) violation("pending " + std::to_string(after.pending) + " after the run");
-  if (after.open != after.idle) {
-    violation(text("open", after.open, "!= idle", after.idle) + " after the run");
-  }
-  if (after.connections_opened - after.closed_total() != after.open) {
-    violation(
-        "opened - closed = " + std::to_string(after.connections_opened - after.closed_total()) +
-        " but open = " + std::to_string(after.open));
-  }
+  // Nothing lost: with every worker stopped, every lease is back. The pool's
+  // own thread may still be opening a connection (min_idle) or closing one
+  // it found broken, and stats() is not one snapshot, so the counts are read
+  // until they agree, for at most a second: a count that is really lost
+  // stays wrong.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  std::vector<std::string> found;
+  do {
+    found.clear();
+    const PoolStats after = pool_.stats();
+    if (after.active != 0)
+      found.push_back("active " + std::to_string(after.active) + " after the run");
+    if (after.pending != 0)
+      found.push_back("pending " + std::to_string(after.pending) + " after the run");
+    if (after.open != after.idle) {
+      found.push_back(text("open", after.open, "!= idle", after.idle) + " after the run");
+    }
+    if (after.connections_opened - after.closed_total() != after.open) {
+      found.push_back(
+          "opened - closed = " + std::to_string(after.connections_opened - after.closed_total()) +
+          " but open = " + std::to_string(after.open));
+    }
+    if (found.empty()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (std::chrono::steady_clock::now() < deadline);
+  for (std::string& v : found) violation(std::move(v));
 }
 
 }  // namespace poolscope::load
