@@ -261,7 +261,7 @@ TEST_F(TracerChurnTest, ABusyEndpointWithOneAcquirePerRequestIsNotChurn) {
   }
   const double per_second = static_cast<double>(served.load()) /
                             std::chrono::duration<double>(Clock::now() - start).count();
-  EXPECT_GE(per_second, 8'000) << "the endpoint was not busy enough for the test";
+  EXPECT_GT(served.load(), 1'000u) << "the endpoint served requests";
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(read_site(tracer).acquires, served.load()) << "one checkout per request, each counted";
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -276,6 +276,9 @@ TEST_F(TracerChurnTest, ABusyEndpointWithOneAcquirePerRequestIsNotChurn) {
   const bool judge_shape = true;
 #endif
   if (judge_shape) {
+    // Only a busy endpoint makes the verdict worth having (and only a plain
+    // build is sure to be this busy on two shared cores).
+    EXPECT_GE(per_second, 8'000) << "the endpoint was not busy enough for the test";
     EXPECT_TRUE(sink_->matching("Session churn").empty())
         << per_second
         << " requests/s: " << ::testing::PrintToString(sink_->matching("Session churn"));
