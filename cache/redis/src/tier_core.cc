@@ -190,12 +190,7 @@ void TierCore::on_attempt(const CallResult& result) noexcept {
   // The subscriber's link counts as calls do: while it is down, reads skip
   // Redis and make none, so it is what opens the breaker when Redis is
   // away; and its success is as good as a probe.
-  counters_.calls.fetch_add(1, std::memory_order_relaxed);
-  if (result.status == CallStatus::kTimeout) {
-    counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
-  } else if (!result.ok()) {
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
-  }
+  count(result);
   try {
     const Breaker::Permit permit =
         result.ok() ? breaker_.allow(/*eager=*/true) : Breaker::Permit::kGo;
@@ -205,13 +200,17 @@ void TierCore::on_attempt(const CallResult& result) noexcept {
   }
 }
 
-void TierCore::record(const CallResult& result, std::chrono::nanoseconds took) noexcept {
+void TierCore::count(const CallResult& result) noexcept {
   counters_.calls.fetch_add(1, std::memory_order_relaxed);
   if (result.status == CallStatus::kTimeout) {
     counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
   } else if (result.status != CallStatus::kOk) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+void TierCore::record(const CallResult& result, std::chrono::nanoseconds took) noexcept {
+  count(result);
   const double seconds = std::chrono::duration<double>(took).count();
   const auto& bounds = RedisLatencyHistogram::kBoundsSeconds;
   const std::size_t bucket = static_cast<std::size_t>(

@@ -170,6 +170,8 @@ class TierCore {
   bool delete_matching(const std::string& match);
   std::string message(const BindingState& binding, WireKind kind, std::string_view text) const;
   void queue(BindingState& binding, WireKind kind, std::string_view text);
+  // A call (or a subscriber attempt) in calls, errors and timeouts.
+  void count(const CallResult& result) noexcept;
   void record(const CallResult& result, std::chrono::nanoseconds took) noexcept;
   void on_breaker(const Breaker::Change& change) noexcept;
 
