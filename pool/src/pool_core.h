@@ -195,13 +195,16 @@ class PoolCore {
   // Return (pool_return.cc).
   void checkin(Slot* slot) noexcept;
   // Tells observers (not empty) of a checkin at now (the pool clock), while
-  // the slot still holds the lease record.
+  // the slot still holds the lease record: one observer, or each in turn.
   void report_checkin(std::span<PoolObserver* const> observers, Slot* slot,
                       std::int64_t now) const noexcept;
+  [[gnu::noinline]] void report_checkin_each(std::span<PoolObserver* const> observers, Slot* slot,
+                                             std::int64_t now) const noexcept;
+  void report_checkin_to(PoolObserver* observer, Slot* slot, std::int64_t now) const noexcept;
   // on_checkin() for an observer whose on_checkin_fast() asked for it. Out
   // of line, so report_checkin() builds no event frame.
   [[gnu::noinline]] void send_checkin_event(PoolObserver* observer, const Slot* slot,
-                                            std::chrono::nanoseconds held, std::int64_t now) const;
+                                            std::int64_t now) const;
   std::optional<CloseReason> reset(Slot* slot) noexcept;
   bool should_shrink() const noexcept;
   // Publishes an owned slot as idle; then serves a waiter with it, or closes

@@ -31,6 +31,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
@@ -68,6 +69,15 @@ struct alignas(64) Slot : LeaseShare {
   std::unique_ptr<Connection> conn;
   std::int64_t created_ns = 0;
   std::uint64_t reuses_at_checkout = 0;  // `reuses` when the current checkout began
+
+  // The returning checkout's figures, for its checkin's observers (the
+  // lease record is still the checkout's).
+  std::chrono::nanoseconds held_at(std::int64_t now) const noexcept {
+    return std::chrono::nanoseconds(now - checkout_ns.load(std::memory_order_relaxed));
+  }
+  std::uint64_t checkout_reuses() const noexcept {
+    return reuses.load(std::memory_order_relaxed) - reuses_at_checkout;
+  }
   // A connection a connector opened and handed to a waiter: its on_connect
   // is sent by the waiter, on the thread that asked for it (so a tracer
   // sees the caller's stack), with the connector's figures.

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -321,6 +322,79 @@ TEST_P(PoolTest, ObserversSeeEveryEvent) {
   subscription.reset();
   { Lease d = pool.acquire(); }
   EXPECT_EQ(observer->checkouts, 3);
+}
+
+// A checkin's figures as a counting observer sees them; it never asks for
+// the whole event.
+class CountingObserver : public PoolObserver {
+ public:
+  unsigned events() const override { return kCheckinEvents; }
+  bool on_checkin_fast(source_location site, std::chrono::nanoseconds held, std::int64_t,
+                       std::uint64_t reuses) override {
+    std::lock_guard lock(mu);
+    lines.push_back(site.line());
+    nested.push_back(reuses);
+    holds.push_back(held);
+    return false;
+  }
+  void on_checkin(const CheckinEvent&) override { events_sent.fetch_add(1); }
+
+  std::mutex mu;
+  std::vector<std::uint_least32_t> lines;
+  std::vector<std::uint64_t> nested;
+  std::vector<std::chrono::nanoseconds> holds;
+  std::atomic<int> events_sent{0};
+};
+
+class ThrowingObserver : public PoolObserver {
+ public:
+  bool on_checkin_fast(source_location, std::chrono::nanoseconds, std::int64_t,
+                       std::uint64_t) override {
+    calls.fetch_add(1);
+    throw std::runtime_error("observer bug");
+  }
+  std::atomic<int> calls{0};
+};
+
+TEST_P(PoolTest, EachOfSeveralObserversGetsTheCheckinsItAsksFor) {
+  Pool pool(config(2));
+  auto throwing = std::make_shared<ThrowingObserver>();
+  auto counting = std::make_shared<CountingObserver>();
+  auto recording = std::make_shared<RecordingObserver>();  // asks for every whole event
+  Subscription first = pool.add_observer(throwing);
+  Subscription second = pool.add_observer(counting);
+  Subscription third = pool.add_observer(recording);
+  const std::uint_least32_t line = __LINE__ + 2;
+  {
+    Lease outer = pool.acquire();
+    Lease nested = pool.acquire();
+    std::this_thread::sleep_for(20ms);
+  }
+  { Lease other = pool.acquire_new(); }
+  EXPECT_EQ(throwing->calls, 2);
+  EXPECT_EQ(recording->checkins, 2) << "an observer that throws costs the others nothing";
+  EXPECT_EQ(counting->events_sent, 0) << "the whole event went to one that did not ask";
+  {
+    std::lock_guard lock(counting->mu);
+    ASSERT_EQ(counting->lines.size(), 2u);
+    EXPECT_EQ(counting->lines[0], line);
+    EXPECT_EQ(counting->nested, (std::vector<std::uint64_t>{1, 0}));
+    EXPECT_GE(counting->holds[0], 20ms);
+  }
+  EXPECT_EQ(pool.stats().idle, pool.stats().open) << "every connection came back";
+
+  // Alone, the counting observer is called on its own path: the same figures.
+  first.reset();
+  third.reset();
+  const std::uint_least32_t alone = __LINE__ + 1;
+  { Lease again = pool.acquire(); }
+  EXPECT_EQ(throwing->calls, 2);
+  EXPECT_EQ(recording->checkins, 2);
+  std::lock_guard lock(counting->mu);
+  ASSERT_EQ(counting->lines.size(), 3u);
+  EXPECT_EQ(counting->lines[2], alone);
+  EXPECT_EQ(counting->nested[2], 0u);
+  EXPECT_EQ(counting->events_sent, 0);
 }
 
 TEST_P(PoolTest, ConnectFailureIsClearAndLeavesCountsIntact) {

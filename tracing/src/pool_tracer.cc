@@ -187,8 +187,11 @@ inline bool PoolTracer::count_checkin(SiteCounters& c, std::int64_t held, std::i
   }
   const std::uint64_t run = time_ns - held <= c.loop_until_ns ? c.run + 1 : 1;
   c.run = run;
-  c.loop_until_ns = reuses == 0 ? time_ns + std::min(held >> 3, churn_gap_ns_)
-                                : std::numeric_limits<std::int64_t>::min();
+  if (reuses == 0) [[likely]] {
+    c.loop_until_ns = time_ns + std::min(held >> 3, churn_gap_ns_);
+  } else {
+    c.loop_until_ns = SiteCounters::kNoLoop;
+  }
   // One compare for both rare cases: rare_at_ is 0 while a leak is reported.
   return run >= rare_at_.load(std::memory_order_relaxed);
 }
@@ -208,7 +211,7 @@ void PoolTracer::on_checkin(const CheckinEvent& e) {
   if (leaks_out_.load(std::memory_order_relaxed) != 0) lease_returned(e);
   // The time spent here (a loop noted, a return logged) is the tracer's,
   // not the loop's: it does not count against the next checkout's gap.
-  if (c.loop_until_ns != std::numeric_limits<std::int64_t>::min()) {
+  if (c.loop_until_ns != SiteCounters::kNoLoop) {
     c.loop_until_ns += std::chrono::nanoseconds(Clock::now() - start).count();
   }
 }

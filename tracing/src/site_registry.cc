@@ -56,7 +56,7 @@ void SiteCounters::reset() noexcept {
   loops.store(0, std::memory_order_relaxed);
   last_loop.store(0, std::memory_order_relaxed);
   longest_loop.store(0, std::memory_order_relaxed);
-  loop_until_ns = 0;
+  loop_until_ns = kNoLoop;
   run = 0;
 }
 

@@ -61,8 +61,10 @@ struct alignas(64) SiteCounters {
   std::atomic<std::uint64_t> hold_ns{0};
   std::atomic<std::uint64_t> max_hold_ns{0};
   // The churn detector's state of this thread at this site: a checkout
-  // before loop_until_ns continues the loop of `run` checkouts.
-  std::int64_t loop_until_ns = 0;
+  // before loop_until_ns continues the loop of `run` checkouts. Checkout
+  // times are steady-clock readings, after boot, so kNoLoop continues none.
+  static constexpr std::int64_t kNoLoop = 0;
+  std::int64_t loop_until_ns = kNoLoop;
   std::uint64_t run = 0;
   std::atomic<std::uint64_t> reuses{0};  // nested acquires made at this site
   // Loops of churn_loop checkouts or more: how many, the latest one's
