@@ -15,26 +15,30 @@
 // Churn, by shape. The incidents' churn is one thread taking a lease from
 // the same site again and again inside one unit of work (a loop over rows),
 // with next to nothing between one lease coming back and the next going
-// out: a settings read is ~10 us of query and ~0.2 us of loop (a gap of
-// 2% of the hold). A busy endpoint takes one lease per request, and between
-// two of its leases a thread does the rest of a request (reads it, builds
-// and sends the response: a few microseconds at the least, a quarter of
-// such a hold or more) or waits for the next one. So, per thread and site, a checkout
-// continues a loop when
+// out: a settings read is ~10 us of query and ~0.3 us of loop (a gap of
+// 2% of the hold, under a microsecond in 99 of 100). A busy endpoint takes
+// one lease per request, and between two of its leases a thread does the
+// rest of a request: it sends the response and reads the next request (two
+// system calls on a socket, 1.3 us at the very least on this project's
+// machines, 2-5 us when it drains a backlog) or waits for one. The ratio
+// alone cannot tell the two apart: a thread preempted while it holds a
+// lease holds it for tens of microseconds, and a backlog drained after
+// that has gaps of a few percent of such holds. So, per thread and site, a
+// checkout continues a loop when
 //   - the thread's previous lease from that site served no nested acquire()
 //     (a lease that did is a unit of work's own lease: the fix, not the bug),
-//   - and this checkout came at most churn_gap (1 ms) after that lease came
-//     back,
+//   - and this checkout came at most churn_gap (2 us) after that lease came
+//     back: no system call between them,
 //   - and at most an eighth as long after it as that lease was held: the
 //     thread spends nearly all its time (8/9 or more) holding these leases.
 // churn_loop (20) checkouts in a row make a churn loop. A site with one is
 // reported once, with the loop's length and (with capture_stacks) its
 // callers, and again only after churn_quiet without any. Checkouts per
 // second play no part, so the rule holds at any load: a request loop meets
-// it only if it does next to nothing but hold its lease, back to back (a
-// worker draining a queue one short lease per item, for which one lease or
-// one query per batch is the fix too). `churn_threshold` is the old rate
-// threshold, as an option.
+// it only if it does next to nothing but hold its lease, back to back,
+// without I/O between leases (a worker draining an in-memory queue one
+// short lease per item, for which one lease or one query per batch is the
+// fix too). `churn_threshold` is the old rate threshold, as an option.
 //
 // Detection and logging of summaries run on the tracer's own thread; a
 // traced lease costs a few counter updates on its own thread when it comes
@@ -90,10 +94,11 @@ struct TracerConfig {
 
   // Churn by shape (see the class comment): checkouts in a row that make a
   // loop (zero: no churn detection by shape), the longest gap between a
-  // lease coming back and the next checkout in a loop, and how long a
-  // reported site must go without a loop to be reported again.
+  // lease coming back and the next checkout in a loop (a loop's own code,
+  // no system call), and how long a reported site must go without a loop
+  // to be reported again.
   std::size_t churn_loop = 20;
-  std::chrono::microseconds churn_gap{1'000};
+  std::chrono::microseconds churn_gap{2};
   std::chrono::milliseconds churn_quiet{60'000};
 
   // Churn by rate, an option: checkouts per second at one site, over
