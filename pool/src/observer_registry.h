@@ -30,6 +30,10 @@ class ObserverRegistry : public std::enable_shared_from_this<ObserverRegistry> {
     std::vector<std::shared_ptr<PoolObserver>> all;
     std::vector<PoolObserver*> connect, connect_failed, checkout, reuse, checkin, close, timeout,
         notice, shutdown;
+    // Every lease's return reads these, not the vector: the first checkin
+    // observer (null for none) and whether there are more.
+    PoolObserver* first_checkin = nullptr;
+    bool more_checkins = false;
   };
 
   ObserverRegistry() {
@@ -77,6 +81,8 @@ class ObserverRegistry : public std::enable_shared_from_this<ObserverRegistry> {
         if ((events & event) != 0) ((*list).*member).push_back(o.get());
       }
     }
+    if (!list->checkin.empty()) list->first_checkin = list->checkin.front();
+    list->more_checkins = list->checkin.size() > 1;
     list->all = std::move(all);
     lists_.push_back(std::move(list));
     current_.store(lists_.back().get(), std::memory_order_release);

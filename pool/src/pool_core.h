@@ -194,9 +194,10 @@ class PoolCore {
 
   // Return (pool_return.cc).
   void checkin(Slot* slot) noexcept;
-  // Tells observers (not empty) of a checkin at now (the pool clock), while
-  // the slot still holds the lease record: one observer, or each in turn.
-  void report_checkin(std::span<PoolObserver* const> observers, Slot* slot,
+  // Tells the checkin observers (at least one) of a checkin at now (the
+  // pool clock), while the slot still holds the lease record: one observer,
+  // or each in turn.
+  void report_checkin(const ObserverRegistry::List& observers, Slot* slot,
                       std::int64_t now) const noexcept;
   [[gnu::noinline]] void report_checkin_each(std::span<PoolObserver* const> observers, Slot* slot,
                                              std::int64_t now) const noexcept;

@@ -24,8 +24,10 @@ void PoolCore::checkin(Slot* slot) noexcept {
   slot->share.store(0, kRelaxed);
   if (ThreadEntry* e = find_entry(id_); e != nullptr && e->held == slot) e->held = nullptr;
 
-  const std::vector<PoolObserver*>& observers = observers_->current().checkin;
-  if (!observers.empty()) report_checkin(observers, slot, now);
+  if (const ObserverRegistry::List& observers = observers_->current();
+      observers.first_checkin != nullptr) {
+    report_checkin(observers, slot, now);
+  }
   slot->checkout_ns.store(0, kRelaxed);  // no lease record until the next checkout
 
   std::optional<CloseReason> reason;
@@ -48,17 +50,17 @@ void PoolCore::checkin(Slot* slot) noexcept {
 // Every lease's return when a tracer is attached: the figures a counting
 // observer needs go to on_checkin_fast(), and the whole event, the costlier
 // part, is built only for an observer that asks for it.
-inline void PoolCore::report_checkin(std::span<PoolObserver* const> observers, Slot* slot,
+inline void PoolCore::report_checkin(const ObserverRegistry::List& observers, Slot* slot,
                                      std::int64_t now) const noexcept {
   // One observer is the common case. Its call is inline, and only the
   // observer and what checkin() keeps anyway (the slot, `now`) live across
   // it, so the figures go straight from the slot into the argument
   // registers; more observers take an out-of-line loop. (The instruction
   // count shows it: docs/benchmarks.md.)
-  if (observers.size() == 1) [[likely]] {
-    report_checkin_to(observers.front(), slot, now);
+  if (!observers.more_checkins) [[likely]] {
+    report_checkin_to(observers.first_checkin, slot, now);
   } else {
-    report_checkin_each(observers, slot, now);
+    report_checkin_each(observers.checkin, slot, now);
   }
 }
 
@@ -73,7 +75,8 @@ inline void PoolCore::report_checkin_to(PoolObserver* observer, Slot* slot,
   // guess the default override (a compare on every call).
   constexpr auto kFast = &PoolObserver::on_checkin_fast;
   try {
-    if ((observer->*kFast)(slot->site.load(kRelaxed), slot->held_at(now), now,
+    const std::int64_t checkout = slot->checkout_ns.load(kRelaxed);
+    if ((observer->*kFast)(slot->site.load(kRelaxed), nanoseconds(now - checkout), checkout,
                            slot->checkout_reuses())) [[unlikely]] {
       send_checkin_event(observer, slot, now);
     }

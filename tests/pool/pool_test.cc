@@ -329,8 +329,8 @@ TEST_P(PoolTest, ObserversSeeEveryEvent) {
 class CountingObserver : public PoolObserver {
  public:
   unsigned events() const override { return kCheckinEvents; }
-  bool on_checkin_fast(source_location site, std::chrono::nanoseconds held, std::int64_t,
-                       std::uint64_t reuses) override {
+  bool on_checkin_fast(source_location site, std::chrono::nanoseconds held,
+                       std::int64_t /*checkout_ns*/, std::uint64_t reuses) override {
     std::lock_guard lock(mu);
     lines.push_back(site.line());
     nested.push_back(reuses);
@@ -395,6 +395,66 @@ TEST_P(PoolTest, EachOfSeveralObserversGetsTheCheckinsItAsksFor) {
   EXPECT_EQ(counting->lines[2], alone);
   EXPECT_EQ(counting->nested[2], 0u);
   EXPECT_EQ(counting->events_sent, 0);
+}
+
+// Asks for every whole event, and keeps the fast path's figures beside it.
+class FiguresObserver : public PoolObserver {
+ public:
+  unsigned events() const override { return kCheckinEvents; }
+  bool on_checkin_fast(source_location site, std::chrono::nanoseconds held,
+                       std::int64_t checkout_ns, std::uint64_t reuses) override {
+    std::lock_guard lock(mu);
+    fast.push_back({site.line(), held, checkout_ns, reuses});
+    return true;
+  }
+  void on_checkin(const CheckinEvent& e) override {
+    std::lock_guard lock(mu);
+    whole.push_back(e);
+  }
+  struct Fast {
+    std::uint_least32_t line;
+    std::chrono::nanoseconds held;
+    std::int64_t checkout_ns;
+    std::uint64_t reuses;
+  };
+  std::mutex mu;
+  std::vector<Fast> fast;
+  std::vector<CheckinEvent> whole;
+};
+
+TEST_P(PoolTest, ACheckinsFastFiguresAreThoseOfItsWholeEvent) {
+  Pool pool(config(2));
+  auto alone = std::make_shared<FiguresObserver>();
+  auto beside = std::make_shared<FiguresObserver>();
+  Subscription first = pool.add_observer(alone);
+  const auto check = [](FiguresObserver& o, std::size_t n) {
+    std::lock_guard lock(o.mu);
+    ASSERT_EQ(o.fast.size(), n);
+    ASSERT_EQ(o.whole.size(), n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const FiguresObserver::Fast& f = o.fast[i];
+      const CheckinEvent& e = o.whole[i];
+      EXPECT_EQ(f.line, e.site.line());
+      EXPECT_EQ(f.held, e.held);
+      EXPECT_EQ(f.checkout_ns + f.held.count(), e.time_ns) << "checkout_ns is when it went out";
+      EXPECT_EQ(f.reuses, e.reuses);
+    }
+  };
+  {
+    Lease outer = pool.acquire();
+    { Lease nested = pool.acquire(); }
+    std::this_thread::sleep_for(5ms);
+  }
+  check(*alone, 1);  // one observer: the pool's inline call
+  {
+    std::lock_guard lock(alone->mu);
+    EXPECT_GE(alone->fast[0].held, 5ms);
+    EXPECT_EQ(alone->fast[0].reuses, 1u);
+  }
+  Subscription second = pool.add_observer(beside);
+  { Lease lease = pool.acquire(); }
+  check(*alone, 2);  // two: the loop over them
+  check(*beside, 1);
 }
 
 TEST_P(PoolTest, ConnectFailureIsClearAndLeavesCountsIntact) {

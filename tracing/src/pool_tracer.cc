@@ -168,37 +168,37 @@ void PoolTracer::on_reuse(const ReuseEvent& e) { bump(registry().counters(e.site
 // when it came back (none if that lease served nested acquires). True asks
 // for on_checkin(), where what is rare is done.
 bool PoolTracer::on_checkin_fast(source_location site, std::chrono::nanoseconds held,
-                                 std::int64_t time_ns, std::uint64_t reuses) {
+                                 std::int64_t checkout_ns, std::uint64_t reuses) {
   const SiteCacheEntry* cached = SiteRegistry::cached(registry_id_, site);
   if (cached == nullptr) [[unlikely]] {
-    return checkin_uncached(site, held.count(), time_ns, reuses);
+    return checkin_uncached(site, held.count(), checkout_ns, reuses);
   }
-  return count_checkin(*cached->counters, held.count(), time_ns, reuses);
+  return count_checkin(*cached->counters, held.count(), checkout_ns, reuses);
 }
 
 // Signed: a negative hold (clocks of two cores disagreeing) costs the sum a
 // few nanoseconds and can neither raise the maximum nor continue a loop.
-inline bool PoolTracer::count_checkin(SiteCounters& c, std::int64_t held, std::int64_t time_ns,
+inline bool PoolTracer::count_checkin(SiteCounters& c, std::int64_t held, std::int64_t checkout_ns,
                                       std::uint64_t reuses) {
+  const std::uint64_t run = checkout_ns <= c.loop_until_ns ? c.run + 1 : 1;
+  c.run = run;
+  if (reuses == 0) [[likely]] {
+    c.loop_until_ns = checkout_ns + held + std::min(held >> 3, churn_gap_ns_);
+  } else {
+    c.loop_until_ns = SiteCounters::kNoLoop;
+  }
   bump(c.checkouts);
   bump(c.hold_ns, static_cast<std::uint64_t>(held));
   if (held > static_cast<std::int64_t>(c.max_hold_ns.load(std::memory_order_relaxed))) {
     c.max_hold_ns.store(static_cast<std::uint64_t>(held), std::memory_order_relaxed);
   }
-  const std::uint64_t run = time_ns - held <= c.loop_until_ns ? c.run + 1 : 1;
-  c.run = run;
-  if (reuses == 0) [[likely]] {
-    c.loop_until_ns = time_ns + std::min(held >> 3, churn_gap_ns_);
-  } else {
-    c.loop_until_ns = SiteCounters::kNoLoop;
-  }
   // One compare for both rare cases: rare_at_ is 0 while a leak is reported.
   return run >= rare_at_.load(std::memory_order_relaxed);
 }
 
-bool PoolTracer::checkin_uncached(source_location site, std::int64_t held, std::int64_t time_ns,
+bool PoolTracer::checkin_uncached(source_location site, std::int64_t held, std::int64_t checkout_ns,
                                   std::uint64_t reuses) {
-  return count_checkin(registry_->counters(site), held, time_ns, reuses);
+  return count_checkin(registry_->counters(site), held, checkout_ns, reuses);
 }
 
 // The rare part of a checkin, after on_checkin_fast() counted it and asked

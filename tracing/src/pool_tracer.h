@@ -86,8 +86,8 @@ class PoolTracer final : public PoolObserver {
   void on_connect_failed(const ConnectFailedEvent& e) override;
   void on_checkout(const CheckoutEvent& e) override;
   void on_reuse(const ReuseEvent& e) override;
-  bool on_checkin_fast(source_location site, std::chrono::nanoseconds held, std::int64_t time_ns,
-                       std::uint64_t reuses) override;
+  bool on_checkin_fast(source_location site, std::chrono::nanoseconds held,
+                       std::int64_t checkout_ns, std::uint64_t reuses) override;
   void on_checkin(const CheckinEvent& e) override;
   void on_close(const CloseEvent& e) override;
   void on_timeout(const TimeoutEvent& e) override;
@@ -110,9 +110,10 @@ class PoolTracer final : public PoolObserver {
   // it); and a site not in the thread's cache, a tail call, so the hot path
   // saves no registers for it.
   [[gnu::always_inline]] inline bool count_checkin(SiteCounters& c, std::int64_t held,
-                                                   std::int64_t time_ns, std::uint64_t reuses);
+                                                   std::int64_t checkout_ns, std::uint64_t reuses);
   [[gnu::noinline, gnu::cold]] bool checkin_uncached(source_location site, std::int64_t held,
-                                                     std::int64_t time_ns, std::uint64_t reuses);
+                                                     std::int64_t checkout_ns,
+                                                     std::uint64_t reuses);
   void loop_seen(SiteCounters& c, const CheckinEvent& e, std::uint64_t run) noexcept;
   void lease_returned(const CheckinEvent& e) noexcept;
   // A slot's reported_ moved from 0 (reported) or to 0 (returned).

@@ -138,13 +138,15 @@ class PoolObserver {
   virtual void on_checkout(const CheckoutEvent&) {}
   virtual void on_reuse(const ReuseEvent&) {}
   // The hot path of a checkin, for observers that count every lease's
-  // return: the CheckinEvent fields they need (site, held, time_ns, reuses),
-  // in registers, before the whole event is built. Return true to be sent
+  // return: the CheckinEvent fields they need (site, held, reuses) and when
+  // the lease went out (checkout_ns, the pool clock: CheckinEvent::time_ns
+  // is checkout_ns + held), in registers, before the whole event is built.
+  // Return true to be sent
   // on_checkin() with the whole CheckinEvent as well: the default does, for
   // observers that override only on_checkin(); a counting observer returns
   // true only when it has something rare to do with it.
   virtual bool on_checkin_fast(source_location /*site*/, std::chrono::nanoseconds /*held*/,
-                               std::int64_t /*time_ns*/, std::uint64_t /*reuses*/) {
+                               std::int64_t /*checkout_ns*/, std::uint64_t /*reuses*/) {
     return true;
   }
   virtual void on_checkin(const CheckinEvent&) {}
