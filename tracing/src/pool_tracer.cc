@@ -180,6 +180,8 @@ bool PoolTracer::on_checkin_fast(source_location site, std::chrono::nanoseconds 
 // few nanoseconds and can neither raise the maximum nor continue a loop.
 inline bool PoolTracer::count_checkin(SiteCounters& c, std::int64_t held, std::int64_t checkout_ns,
                                       std::uint64_t reuses) {
+  // The churn rule before the counters: GCC then needs no register copy of
+  // checkout_ns (docs/benchmarks.md counts the instructions).
   const std::uint64_t run = checkout_ns <= c.loop_until_ns ? c.run + 1 : 1;
   c.run = run;
   if (reuses == 0) [[likely]] {

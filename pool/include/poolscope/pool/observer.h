@@ -141,10 +141,10 @@ class PoolObserver {
   // return: the CheckinEvent fields they need (site, held, reuses) and when
   // the lease went out (checkout_ns, the pool clock: CheckinEvent::time_ns
   // is checkout_ns + held), in registers, before the whole event is built.
-  // Return true to be sent
-  // on_checkin() with the whole CheckinEvent as well: the default does, for
-  // observers that override only on_checkin(); a counting observer returns
-  // true only when it has something rare to do with it.
+  // Return true to be sent on_checkin() with the whole CheckinEvent as well:
+  // the default does, for observers that override only on_checkin(); a
+  // counting observer returns true only when it has something rare to do
+  // with it.
   virtual bool on_checkin_fast(source_location /*site*/, std::chrono::nanoseconds /*held*/,
                                std::int64_t /*checkout_ns*/, std::uint64_t /*reuses*/) {
     return true;
