@@ -51,20 +51,35 @@ bool statement_clash(std::string_view message) {
 PreparedStatement::PreparedStatement(detail::Connection& connection, std::string sql, bool one_time)
     : connection_(connection), sql_(std::move(sql)), one_time_(one_time) {}
 
-soci::statement& PreparedStatement::begin() {
+soci::statement& PreparedStatement::prepared() {
   detail::StatementCounters* counters = connection_.statements().counters();
-  if (one_time_ || !statement_) {
+  if (statement_) {
+    if (counters != nullptr) counters->hits.fetch_add(1, std::memory_order_relaxed);
+    return *statement_;
+  }
+  statement_.emplace(connection_.session());
+  statement_->alloc();
+  statement_->prepare(sql_, soci::details::st_repeatable_query);
+  if (counters != nullptr) counters->prepared.fetch_add(1, std::memory_order_relaxed);
+  return *statement_;
+}
+
+void PreparedStatement::unbind() {
+  if (statement_) statement_->bind_clean_up();
+  binding_.reset();
+}
+
+soci::statement& PreparedStatement::begin() {
+  if (one_time_) {
     statement_.emplace(connection_.session());
     statement_->alloc();
-    statement_->prepare(
-        sql_, one_time_ ? soci::details::st_one_time_query : soci::details::st_repeatable_query);
-    if (!one_time_ && counters != nullptr)
-      counters->prepared.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    statement_->bind_clean_up();  // the last execute()'s elements are gone
-    if (counters != nullptr) counters->hits.fetch_add(1, std::memory_order_relaxed);
+    statement_->prepare(sql_, soci::details::st_one_time_query);
+    return *statement_;
   }
-  return *statement_;
+  const bool again = statement_.has_value();
+  soci::statement& st = prepared();
+  if (again) unbind();  // the last execute()'s elements are gone
+  return st;
 }
 
 bool PreparedStatement::finish() {
@@ -72,9 +87,16 @@ bool PreparedStatement::finish() {
   return statement_->execute(true);
 }
 
+bool PreparedStatement::fetch() {
+  if (!statement_->fetch()) return false;
+  if (binding_ != nullptr) binding_->copy_out();
+  return true;
+}
+
 bool PreparedStatement::recover(const soci::soci_error& e, int attempt) {
   const std::string_view message = e.what();
   if (statement_lost(message) && attempt == 0 && !connection_.in_transaction()) {
+    unbind();
     statement_.reset();  // prepared afresh by the retry
     if (detail::StatementCounters* counters = connection_.statements().counters()) {
       counters->lost.fetch_add(1, std::memory_order_relaxed);
@@ -82,6 +104,7 @@ bool PreparedStatement::recover(const soci::soci_error& e, int attempt) {
     return true;
   }
   if (statement_lost(message) || statement_clash(message)) {
+    unbind();
     statement_.reset();
     throw Error(std::string(message) +
                 " (the server session does not hold this connection's prepared statements: a "

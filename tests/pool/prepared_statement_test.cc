@@ -7,7 +7,10 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "poolscope/pool/errors.h"
 #include "poolscope/pool/pool.h"
@@ -78,6 +81,117 @@ TEST_P(PreparedStatementTest, FetchReadsTheFollowingRows) {
   std::string all = v;
   while (st.fetch()) all += "," + v;
   EXPECT_EQ(all, "v7,v8,v9");
+}
+
+// The statement stays bound to copies: each execute() must still read the
+// values of its own call and write the row to its own targets, wherever
+// the caller keeps them.
+TEST_P(PreparedStatementTest, EachExecuteReadsItsOwnValuesAndWritesItsOwnTargets) {
+  Pool pool(config());
+  Lease lease = pool.acquire();
+  PreparedStatement& st = lease.prepared(kRead);
+  auto heap_key = std::make_unique<int>(3);
+  std::optional<std::string> held_value;
+  held_value.emplace("untouched");
+  std::string first;
+  ASSERT_TRUE(st.execute(soci::use(*heap_key), soci::into(first)));
+  *heap_key = 5;  // the same variable, changed after the last execute
+  std::string second;
+  ASSERT_TRUE(st.execute(soci::use(*heap_key), soci::into(second)));
+  const int k = 8;
+  ASSERT_TRUE(st.execute(soci::use(k), soci::into(*held_value)));
+  EXPECT_EQ(first, "v3");
+  EXPECT_EQ(second, "v5");
+  EXPECT_EQ(*held_value, "v8");
+  // By name, too (a statement of its own: SOCI takes one way of binding
+  // per statement).
+  PreparedStatement& by_name = lease.prepared("SELECT v FROM kv WHERE k = :key");
+  for (int i = 0; i < 10; ++i) {
+    std::string v;
+    ASSERT_TRUE(by_name.execute(soci::use(i, "key"), soci::into(v)));
+    EXPECT_EQ(v, "v" + std::to_string(i));
+  }
+  EXPECT_EQ(pool.stats().statements_prepared, 2u);
+}
+
+TEST_P(PreparedStatementTest, NoRowLeavesTheTargetsAndANullSetsOnlyTheIndicator) {
+  {
+    auto sql = db_->open_session();
+    *sql << "INSERT INTO kv (k, v) VALUES (100, NULL)";
+  }
+  Pool pool(config());
+  Lease lease = pool.acquire();
+  PreparedStatement& st = lease.prepared(kRead);
+  std::string v = "before";
+  soci::indicator ind = soci::i_truncated;  // not a value SOCI sets for a string
+  int k = 1;
+  ASSERT_TRUE(st.execute(soci::use(k), soci::into(v, ind)));
+  EXPECT_EQ(v, "v1");
+  EXPECT_EQ(ind, soci::i_ok);
+  v = "before";
+  ind = soci::i_truncated;
+  k = 42;
+  EXPECT_FALSE(st.execute(soci::use(k), soci::into(v, ind)));
+  EXPECT_EQ(v, "before") << "no row: the target keeps its value";
+  EXPECT_EQ(ind, soci::i_truncated) << "no row: the indicator keeps its value";
+  k = 100;
+  ASSERT_TRUE(st.execute(soci::use(k), soci::into(v, ind)));
+  EXPECT_EQ(ind, soci::i_null);
+  EXPECT_EQ(v, "before") << "a NULL leaves the value, not the previous row's";
+  std::string no_indicator;
+  EXPECT_THROW(st.execute(soci::use(k), soci::into(no_indicator)), soci::soci_error)
+      << "a NULL without an indicator";
+  k = 2;
+  ASSERT_TRUE(st.execute(soci::use(k), soci::into(no_indicator)))
+      << "the statement is usable after the error";
+  EXPECT_EQ(no_indicator, "v2");
+  // A NULL parameter through an indicator matches nothing.
+  soci::indicator null_key = soci::i_null;
+  EXPECT_FALSE(st.execute(soci::use(k, null_key), soci::into(v, ind)));
+}
+
+TEST_P(PreparedStatementTest, AStatementTakesElementsOfOtherTypesAndVectors) {
+  Pool pool(config());
+  Lease lease = pool.acquire();
+  PreparedStatement& st = lease.prepared("SELECT k FROM kv WHERE k >= :k ORDER BY k");
+  int low = 7;
+  int as_int = 0;
+  ASSERT_TRUE(st.execute(soci::use(low), soci::into(as_int)));
+  EXPECT_EQ(as_int, 7);
+  const long long low_ll = 8;
+  long long as_ll = 0;
+  ASSERT_TRUE(st.execute(soci::use(low_ll), soci::into(as_ll)));
+  EXPECT_EQ(as_ll, 8);
+  double as_double = 0;
+  ASSERT_TRUE(st.execute(soci::use(low), soci::into(as_double)));
+  EXPECT_EQ(as_double, 7.0);
+  EXPECT_EQ(pool.stats().statements_prepared, 1u);
+  // A vector is bound on every execute, as SOCI binds it (on a statement of
+  // its own: SOCI's PostgreSQL backend takes one row count per statement).
+  PreparedStatement& bulk = lease.prepared("SELECT k FROM kv WHERE k >= :low ORDER BY k");
+  for (int round = 0; round < 2; ++round) {
+    std::vector<int> all(20);
+    ASSERT_TRUE(bulk.execute(soci::use(low), soci::into(all)));
+    EXPECT_EQ(all, (std::vector<int>{7, 8, 9}));
+    ++low;
+    all.assign(20, 0);
+    ASSERT_TRUE(bulk.execute(soci::use(low), soci::into(all)));
+    EXPECT_EQ(all, (std::vector<int>{8, 9}));
+    --low;
+  }
+}
+
+TEST_P(PreparedStatementTest, AFailedExecuteLeavesTheStatementUsable) {
+  Pool pool(config());
+  Lease lease = pool.acquire();
+  PreparedStatement& insert = lease.prepared("INSERT INTO kv (k, v) VALUES (:k, :v)");
+  const std::string v = "new";
+  int k = 3;  // taken
+  EXPECT_THROW(insert.execute(soci::use(k), soci::use(v)), soci::soci_error);
+  for (k = 20; k < 23; ++k) insert.execute(soci::use(k), soci::use(v));
+  int rows = 0;
+  *lease << "SELECT count(*) FROM kv WHERE v = 'new'", soci::into(rows);
+  EXPECT_EQ(rows, 3);
 }
 
 TEST_P(PreparedStatementTest, TheCacheIsBoundedPerConnection) {
