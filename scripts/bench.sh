@@ -10,7 +10,9 @@
 #               QueuePool (bench/sqlalchemy/)
 #   widget      poolscope-load --mode pool on PostgreSQL with and without the
 #               statement cache, beside HikariCP's and SQLAlchemy's widget
-#               with a connection per read, the same thread count and pool
+#               with a connection per read, the same thread count and pool,
+#               and the floor under all of them: the same reads on libpq
+#               alone, a connection per thread (poolscope-widget-libpq)
 #   cache       poolscope-bench's cache-hit benchmarks (TtlCache, mutex +
 #               unordered_map, TBB) and poolscope-cache-loop's plain loop
 #   callgrind   instructions per acquire + release (untraced, traced, nested,
@@ -59,7 +61,8 @@ bash "$root/scripts/install-deps.sh" all
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOOLSCOPE_BUILD_TESTS=ON \
   -DPOOLSCOPE_BUILD_TOOLS=ON -DPOOLSCOPE_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" -j2 --target poolscope-bench poolscope-contention poolscope-cycles \
-  poolscope-cache-loop poolscope-load poolscope-bench-report poolscope-free-port
+  poolscope-cache-loop poolscope-load poolscope-widget-libpq poolscope-bench-report \
+  poolscope-free-port
 
 work=$(mktemp -d /tmp/poolscope-bench.XXXXXX)
 chmod 755 "$work"
@@ -89,6 +92,7 @@ export POOLSCOPE_BENCH_DB="$DATABASE_URL"
 contention="$build/bench/poolscope-contention"
 load="$build/tools/poolscope_load/poolscope-load"
 cache_loop="$build/bench/poolscope-cache-loop"
+widget_libpq="$build/bench/poolscope-widget-libpq"
 rm -rf "$raw"
 mkdir -p "$raw"
 
@@ -133,6 +137,8 @@ run_widget() {
     hikaricp)
       java -cp "$classpath" HikariBench widget --threads "$widget_threads" --pool "$pool" \
         --seconds "$widget_seconds" --warmup "$warmup" >"$out" ;;
+    libpq)
+      "$widget_libpq" --threads "$widget_threads" --seconds "$widget_seconds" --warmup 1 >"$out" ;;
     sqlalchemy)
       "$python" "$root/bench/sqlalchemy/sqlalchemy_bench.py" widget --threads "$widget_threads" \
         --pool "$pool" --seconds "$widget_seconds" --warmup "$py_warmup" >"$out" ;;
@@ -144,7 +150,7 @@ run_widget() {
 "$load" --mode pool --threads 1 --duration 0.5 --no-progress >/dev/null 2>&1
 
 impls=(poolscope traced soci hikaricp sqlalchemy)
-widget_impls=(poolscope-cache poolscope-nocache hikaricp sqlalchemy)
+widget_impls=(poolscope-cache poolscope-nocache hikaricp libpq sqlalchemy)
 cache_impls=(ttl mutex tbb)
 for ((round = 1; round <= rounds; round++)); do
   echo "== round $round of $rounds"
@@ -179,7 +185,9 @@ echo "== poolscope-bench: cache hits and acquire + release ($rounds repetitions,
   --benchmark_out_format=json >/dev/null
 
 # Instructions, the stable measure on a shared machine: each case at two
-# lengths, so startup and teardown cancel in the difference.
+# lengths, so startup and teardown cancel in the difference. A million
+# operations between them put the run-to-run noise near 0.1 instruction per
+# operation (100,000 left it near 1, as much as a goal's margin).
 if [[ "$callgrind" != 0 ]]; then
   echo "== callgrind"
   instructions() {
@@ -188,14 +196,14 @@ if [[ "$callgrind" != 0 ]]; then
   }
   for impl in poolscope traced nested soci; do
     a=$(instructions "$build/bench/poolscope-cycles" --impl "$impl" --cycles 10000)
-    b=$(instructions "$build/bench/poolscope-cycles" --impl "$impl" --cycles 110000)
-    printf '{"case": "%s", "what": "acquire+release", "n1": 10000, "ir1": %s, "n2": 110000, "ir2": %s}\n' \
+    b=$(instructions "$build/bench/poolscope-cycles" --impl "$impl" --cycles 1010000)
+    printf '{"case": "%s", "what": "acquire+release", "n1": 10000, "ir1": %s, "n2": 1010000, "ir2": %s}\n' \
       "$impl" "$a" "$b" >>"$raw/callgrind.jsonl"
   done
   for impl in "${cache_impls[@]}"; do
     a=$(instructions "$cache_loop" --impl "$impl" --threads 1 --passes 10)
-    b=$(instructions "$cache_loop" --impl "$impl" --threads 1 --passes 60)
-    printf '{"case": "cache-%s", "what": "hit", "n1": 10000, "ir1": %s, "n2": 60000, "ir2": %s}\n' \
+    b=$(instructions "$cache_loop" --impl "$impl" --threads 1 --passes 1010)
+    printf '{"case": "cache-%s", "what": "hit", "n1": 10000, "ir1": %s, "n2": 1010000, "ir2": %s}\n' \
       "$impl" "$a" "$b" >>"$raw/callgrind.jsonl"
   done
 fi

@@ -1,6 +1,7 @@
 // The widget section: poolscope-load's dashboard render on PostgreSQL, a
 // checkout per settings read, poolscope with and without its statement
-// cache beside HikariCP's and SQLAlchemy's connection-per-read widgets.
+// cache beside HikariCP's and SQLAlchemy's connection-per-read widgets and
+// the floor under them all, the same reads on libpq alone.
 
 #include "report.h"
 
@@ -17,6 +18,7 @@ constexpr Impl kImpls[] = {
     {"poolscope-nocache", "poolscope `--mode pool`, `--statement-cache 0` (one-time queries)"},
     {"hikaricp", "HikariCP, `PreparedStatement` per read (pgjdbc prepareThreshold 5)"},
     {"sqlalchemy", "SQLAlchemy, `engine.connect()` + `text()` per read"},
+    {"libpq", "libpq alone: a connection per thread, prepared once, no pool, no checkout"},
 };
 
 class Renders {
@@ -57,6 +59,10 @@ class Renders {
 
 std::string rate_text(double r) { return fixed(r, r >= 100 ? 0 : 1); }
 
+// A latency's median over the rounds, or "none" for a widget without it
+// (libpq alone has no checkout).
+std::string median_nanos(const Spread& s) { return s.empty() ? "none" : nanos(s.median()); }
+
 }  // namespace
 
 void widget_section(std::ostream& out, const Raw& raw, std::vector<Goal>& goals) {
@@ -79,9 +85,9 @@ void widget_section(std::ostream& out, const Raw& raw, std::vector<Goal>& goals)
     if (!renders.has(impl.key)) continue;
     out << "| " << impl.label << " | "
         << spread_text(renders.figure(impl.key, "renders_per_s"), rate_text) << " | "
-        << nanos(renders.figure(impl.key, "render_latency_p50_s", 1e9).median()) << " | "
-        << nanos(renders.figure(impl.key, "render_latency_p99_s", 1e9).median()) << " | "
-        << nanos(renders.figure(impl.key, "acquire_p99_s", 1e9).median()) << " | "
+        << median_nanos(renders.figure(impl.key, "render_latency_p50_s", 1e9)) << " | "
+        << median_nanos(renders.figure(impl.key, "render_latency_p99_s", 1e9)) << " | "
+        << median_nanos(renders.figure(impl.key, "acquire_p99_s", 1e9)) << " | "
         << min_median_max(renders.ratio(impl.key, "hikaricp"), times) << " |\n";
   }
   const Spread cache_gain = renders.ratio("poolscope-cache", "poolscope-nocache");
@@ -95,6 +101,17 @@ void widget_section(std::ostream& out, const Raw& raw, std::vector<Goal>& goals)
       << (hits.empty() ? "n/a" : fixed(hits.median(), 0))
       << " reads hit them; failed renders: " << (failed.empty() ? "n/a" : fixed(failed.max(), 0))
       << ".\n\n";
+  if (renders.has("libpq")) {
+    out << "libpq alone does the least a widget can: the same 60 reads, one round trip "
+           "each, with nothing between the thread and the server, so its renders/s are about "
+           "the most this server gives. Each widget's renders/s over libpq alone's, "
+           "same round (min / median / max): poolscope `--mode pool` "
+        << min_median_max(renders.ratio("poolscope-cache", "libpq"), times) << ", HikariCP "
+        << min_median_max(renders.ratio("hikaricp", "libpq"), times)
+        << ". A widget that sends each read as a round trip of its own does at least libpq "
+           "alone's work, so `--mode pool` at 1.5x HikariCP needs HikariCP at 0.67x of libpq "
+           "alone or below.\n\n";
+  }
   const Spread goal = renders.ratio("poolscope-cache", "hikaricp");
   goals.push_back(
       {"the widget: `--mode pool` at least 1.5x HikariCP's connection-per-read "
